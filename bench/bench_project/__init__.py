@@ -1,0 +1,1 @@
+"""The benchmark project: this app and its three peers side by side (``make bench``)."""

@@ -1,0 +1,177 @@
+"""The app's settings: one ``TOKEN_LIFECYCLE`` dict, defaults, validation, one accessor.
+
+Everything in the app reads configuration through :func:`lifecycle_settings`, which
+returns a frozen, validated :class:`LifecycleSettings`. The object is cached and
+rebuilt when Django's ``setting_changed`` signal fires, so ``override_settings``
+in tests takes effect at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTINGS_NAME = "TOKEN_LIFECYCLE"
+
+SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+
+
+@dataclasses.dataclass(frozen=True)
+class LifecycleSettings:
+    """Validated settings. Field names are the keys of ``TOKEN_LIFECYCLE``, lower-cased."""
+
+    # SPEC §2: the lifecycle. The first four can be overridden per client.
+    access_token_lifetime: timedelta = timedelta(days=15)
+    refresh_token_lifetime: timedelta = timedelta(days=30)
+    refresh_grace_period: timedelta = timedelta(hours=6)
+    max_pairs_per_client: int = 10
+    max_session_lifetime: timedelta | None = None
+    reuse_detection: bool = True
+
+    # SPEC §3: the access token.
+    #: ``iss`` claim. ``None`` derives it from the request (scheme, host and the
+    #: path the app is mounted at); set it when the API answers on several hosts.
+    issuer: str | None = None
+    #: ``aud`` claim added to access tokens and required on verification.
+    audience: str | None = None
+    signing_algorithm: str = "RS256"
+    #: Tolerated clock skew for ``iat``/``nbf`` of tokens from other servers.
+    #: It never extends a stored expiry (SPEC §7).
+    leeway: timedelta = timedelta(seconds=30)
+    #: Secret from which the key encrypting private signing keys at rest is
+    #: derived. ``None`` uses ``SECRET_KEY``.
+    key_encryption_secret: str | None = None
+    #: ``Cache-Control: max-age`` of the JWKS. A rotated-in key is published this
+    #: long before it signs, so every cached JWKS knows it by then.
+    jwks_max_age: timedelta = timedelta(minutes=15)
+
+    # Revocation sources (SPEC §2 rule 4).
+    revoke_on_password_change: bool = True
+    revoke_on_user_deactivation: bool = True
+    revoke_on_client_deactivation: bool = True
+
+    #: ``purge_expired_tokens`` keeps dead pairs this long after they died, so
+    #: that admins can still see recent revocations (``--older-than`` overrides).
+    purge_retention: timedelta = timedelta(days=7)
+
+    # The per-request path.
+    #: Cache alias holding validation results (see ``validation.py``). A shared
+    #: cache (Redis) makes a revocation visible to every process on the next
+    #: request; a per-process cache, within VALIDATION_CACHE_SECONDS.
+    cache_alias: str = "default"
+    #: How long a validated pair, user or client may be reused without the
+    #: database (0 to 300 s; 0 disables the cache).
+    validation_cache_seconds: int = 300
+
+    # HTTP.
+    #: Token-endpoint bodies above this size are refused with 413 before parsing.
+    max_request_body_bytes: int = 16 * 1024
+    #: Bearer credentials longer than this are refused without being decoded.
+    max_bearer_token_bytes: int = 8 * 1024
+
+
+_DURATIONS = (
+    "access_token_lifetime",
+    "refresh_token_lifetime",
+    "refresh_grace_period",
+    "max_session_lifetime",
+    "leeway",
+    "jwks_max_age",
+    "purge_retention",
+)
+_POSITIVE_INTS = ("max_pairs_per_client", "max_request_body_bytes", "max_bearer_token_bytes")
+_OPTIONAL = ("max_session_lifetime", "issuer", "audience", "key_encryption_secret")
+_FIELD_NAMES = {field.name for field in dataclasses.fields(LifecycleSettings)}
+
+
+def validate(raw: Any) -> tuple[LifecycleSettings | None, list[str]]:
+    """Check a ``TOKEN_LIFECYCLE`` value; return the settings and a list of problems.
+
+    Each problem names the offending key, so the system check (and the
+    ``ImproperlyConfigured`` raised by :func:`lifecycle_settings`) says exactly
+    what to fix.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return None, [f"{SETTINGS_NAME} must be a dict, not {type(raw).__name__}."]
+    errors: list[str] = []
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).lower()
+        if not isinstance(key, str) or key != key.upper() or name not in _FIELD_NAMES:
+            errors.append(f"{SETTINGS_NAME}[{key!r}] is not a known setting.")
+            continue
+        problem = _check_value(name, value)
+        if problem:
+            errors.append(f"{SETTINGS_NAME}[{key!r}] {problem}")
+        else:
+            values[name] = value
+    if errors:
+        return None, errors
+    result = LifecycleSettings(**values)
+    if result.refresh_grace_period >= result.refresh_token_lifetime:
+        errors.append(
+            f"{SETTINGS_NAME}['REFRESH_GRACE_PERIOD'] must be shorter than REFRESH_TOKEN_LIFETIME."
+        )
+    return (None, errors) if errors else (result, [])
+
+
+def _check_value(name: str, value: Any) -> str | None:
+    if value is None:
+        return None if name in _OPTIONAL else "must not be None."
+    if name in _DURATIONS:
+        return duration_problem(
+            value, allow_zero=name in ("leeway", "jwks_max_age", "purge_retention")
+        )
+    if name in _POSITIVE_INTS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return "must be a positive integer."
+        return None
+    if name == "reuse_detection" or name.startswith("revoke_on_"):
+        return None if isinstance(value, bool) else "must be True or False."
+    if name == "validation_cache_seconds":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 300:
+            return "must be an integer from 0 to 300 (seconds)."
+        return None
+    if name == "signing_algorithm":
+        if value not in SIGNING_ALGORITHMS:
+            return f"must be one of {', '.join(SIGNING_ALGORITHMS)}."
+        return None
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string."
+    return None
+
+
+def duration_problem(value: Any, *, allow_zero: bool = False) -> str | None:
+    """What is wrong with a lifetime (settings and per-client overrides), or None."""
+    if not isinstance(value, timedelta):
+        return f"must be a datetime.timedelta, not {type(value).__name__}."
+    if value % timedelta(seconds=1):
+        # Token timestamps are whole seconds (JWT NumericDate), so are lifetimes.
+        return "must be a whole number of seconds."
+    if allow_zero:
+        return None if value >= timedelta(0) else "must not be negative."
+    return None if value > timedelta(0) else "must be a positive duration."
+
+
+@lru_cache(maxsize=1)
+def lifecycle_settings() -> LifecycleSettings:
+    """The validated settings; the one way the app reads its configuration."""
+    result, errors = validate(getattr(settings, SETTINGS_NAME, None))
+    if result is None:
+        raise ImproperlyConfigured(" ".join(errors))
+    return result
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        lifecycle_settings.cache_clear()

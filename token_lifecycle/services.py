@@ -1,0 +1,434 @@
+"""The transactional layer: load, lock, apply a rule from :mod:`.rules`, save.
+
+Every change to a principal's pairs (issue, refresh, eviction, reuse
+revocation) happens in one short transaction holding that principal's lock,
+so the cap holds exactly however many processes issue at once, while
+different principals (other users of the same client) never wait for each
+other. See :func:`lock_principal`.
+
+Access tokens are signed after the transaction commits, so the lock is held
+for database work only. Signals are sent after commit (``on_commit``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connections, router, transaction
+from django.db.models import Q
+
+from . import clock as app_clock
+from . import credentials, rules, signals, validation
+from .errors import InvalidGrant, InvalidScope
+from .keys import signing_key
+from .models import Client, TokenPair
+from .rules import RefreshOutcome, RevokeReason
+from .tokens import InvalidAccessToken, decode_access_token, encode_access_token
+
+#: The application clock (see ``clock.py``).
+clock = app_clock.now
+
+
+@dataclasses.dataclass(frozen=True)
+class IssuedPair:
+    """A new pair with its two tokens in clear: the only moment they exist as such."""
+
+    pair: TokenPair
+    access_token: str
+    refresh_token: str
+    now: datetime
+
+    @property
+    def expires_in(self) -> int:
+        return rules.seconds_until(self.pair.access_expires_at, self.now)
+
+    @property
+    def refresh_expires_in(self) -> int:
+        return rules.seconds_until(self.pair.refresh_expires_at, self.now)
+
+
+# -- Locking ------------------------------------------------------------------
+
+
+def _db_alias() -> str:
+    return router.db_for_write(TokenPair)
+
+
+def _lock_key(*parts: object) -> int:
+    name = ":".join(["token_lifecycle", *map(str, parts)])
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+def _lock_user_row(user_pk: int) -> None:
+    """Other backends (MySQL, Oracle...): the user's row stands in for both locks."""
+    user_model = TokenPair._meta.get_field("user").related_model
+    list(user_model._default_manager.select_for_update().filter(pk=user_pk).values_list("pk"))
+
+
+def lock_principal(client_pk: int, user_pk: int) -> None:
+    """Serialise changes to one principal's pairs until the current transaction ends.
+
+    PostgreSQL: an exclusive advisory lock on (client, user), so the cap holds
+    exactly while logins of other users, or of the same user through other
+    clients, proceed in parallel; plus a *shared* lock on the user, which only
+    :func:`lock_user` (a user-wide revocation) waits for. One statement, no
+    row locked. SQLite: nothing, the database admits one writer at a time (use
+    ``transaction_mode: IMMEDIATE``, see the README). Other backends: the
+    user's row, which serialises one user's logins.
+    """
+    connection = connections[_db_alias()]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s)",
+                [_lock_key("user", user_pk), _lock_key("principal", client_pk, user_pk)],
+            )
+    elif connection.features.has_select_for_update:
+        _lock_user_row(user_pk)
+
+
+def lock_user(user_pk: int) -> None:
+    """Hold off every issue and refresh of one user until the transaction ends.
+
+    Taken by user-wide revocations: a login or refresh in flight, through any
+    client, either commits before (and its pair is revoked) or starts after
+    (and finds its pair revoked or the user changed): none escapes.
+    """
+    connection = connections[_db_alias()]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key("user", user_pk)])
+    elif connection.features.has_select_for_update:
+        _lock_user_row(user_pk)
+
+
+# -- Issue and refresh --------------------------------------------------------
+
+
+def _principal_pairs(client_pk: int, user_pk: int, now: datetime, *, also: Q | None = None):
+    """The principal's live pairs, oldest first (ties by id), plus rows matching ``also``."""
+    condition = Q(
+        client_id=client_pk, user_id=user_pk, revoked_at__isnull=True, live_until__gt=now
+    )
+    if also is not None:
+        condition |= also
+    return TokenPair.objects.filter(condition).order_by("issued_at", "id")
+
+
+def _new_pair(client: Client, user_pk: int, times: rules.PairTimes, *, scope: str, parent=None):
+    refresh_token = credentials.new_refresh_token()
+    pair = TokenPair(
+        client=client,
+        user_id=user_pk,
+        parent=parent,
+        refresh_token_digest=credentials.digest(refresh_token),
+        scope=scope,
+        issued_at=times.issued_at,
+        access_expires_at=times.access_expires_at,
+        refresh_expires_at=times.refresh_expires_at,
+        session_ends_at=times.session_ends_at,
+        live_until=times.live_until,
+    )
+    pair.family_id = parent.family_id if parent else pair.id
+    pair.save(force_insert=True)
+    return pair, refresh_token
+
+
+def _evict(other_live_pairs: list[TokenPair], max_pairs: int, now: datetime) -> None:
+    evicted = rules.pairs_to_evict(other_live_pairs, max_pairs)
+    if evicted:
+        _revoke_ids([pair.pk for pair in evicted], RevokeReason.EVICTED, now)
+
+
+def _sign(issued: TokenPair, refresh_token: str, client: Client, issuer: str, now: datetime):
+    access_token = encode_access_token(
+        pair_id=str(issued.pk),
+        subject=str(issued.user_id),
+        client_id=client.client_id,
+        issued_at=issued.issued_at,
+        expires_at=issued.access_expires_at,
+        issuer=issuer,
+        scope=issued.scope,
+    )
+    return IssuedPair(issued, access_token, refresh_token, now)
+
+
+def issue_pair(
+    *, client: Client, user, issuer: str, grant_type: str, scope: str | None = None
+) -> IssuedPair:
+    """Rule 1 (issue) and rule 3 (cap): a new pair in a new family for (client, user)."""
+    granted_scope = grant_scope(scope, client.allowed_scopes)
+    policy = client.policy()
+    signing_key()  # loaded (or created) before the transaction, see keys.py
+    with transaction.atomic(using=_db_alias()):
+        lock_principal(client.pk, user.pk)
+        # Read after the lock: pairs of a principal are stamped in the order they are made.
+        now = clock()
+        others = list(_principal_pairs(client.pk, user.pk, now))
+        times = rules.new_pair_times(policy, now, rules.session_ends_at(policy, now))
+        pair, refresh_token = _new_pair(client, user.pk, times, scope=granted_scope)
+        transaction.on_commit(
+            lambda: signals.pair_issued.send(TokenPair, pair=pair, grant_type=grant_type)
+        )
+        _evict(others, policy.max_pairs, now)
+    return _sign(pair, refresh_token, client, issuer, now)
+
+
+def refresh_pair(
+    *, client: Client, refresh_token: str, issuer: str, scope: str | None = None
+) -> IssuedPair:
+    """Rule 2 (refresh) and rule 3 (cap).
+
+    Raises :class:`InvalidGrant` for every refusal. A replay after the grace
+    window revokes the family first (when reuse detection is on): that
+    revocation commits even though the request fails.
+    """
+    found = (
+        TokenPair.objects.select_related("user")
+        .filter(refresh_token_digest=credentials.digest(refresh_token))
+        .first()
+    )
+    if found is None or found.client_id != client.pk:
+        # Another client's token is indistinguishable from an unknown one.
+        raise InvalidGrant("The refresh token is invalid.")
+    if not found.user.is_active:
+        raise InvalidGrant("The user account is inactive.")
+    granted_scope = narrow_scope(scope, found.scope)
+    policy = client.policy()
+    signing_key()
+    with transaction.atomic(using=_db_alias()):
+        lock_principal(client.pk, found.user_id)
+        now = clock()
+        rows = list(_principal_pairs(client.pk, found.user_id, now, also=Q(pk=found.pk)))
+        pair = next((row for row in rows if row.pk == found.pk), None)
+        if pair is None:  # purged since we looked it up
+            raise InvalidGrant("The refresh token is invalid.")
+        decision = rules.decide_refresh(pair, now, policy)
+        if decision.outcome is RefreshOutcome.REUSED:
+            _handle_reuse(pair, decision.revoke_family, now)
+        elif decision.issues_pair:
+            if decision.outcome is RefreshOutcome.FIRST_USE:
+                pair.rotated_at = decision.rotated_at
+                pair.refresh_grace_ends_at = decision.refresh_grace_ends_at
+                pair.live_until = rules.live_until(pair)
+                pair.save(update_fields=["rotated_at", "refresh_grace_ends_at", "live_until"])
+            others = [row for row in rows if rules.is_live(row, now)]
+            times = rules.new_pair_times(policy, now, pair.session_ends_at)
+            child, new_refresh_token = _new_pair(
+                client, pair.user_id, times, scope=granted_scope, parent=pair
+            )
+            transaction.on_commit(
+                lambda: signals.pair_refreshed.send(TokenPair, pair=child, parent=pair)
+            )
+            _evict(others, policy.max_pairs, now)
+    if not decision.issues_pair:
+        raise InvalidGrant(decision.error_description)
+    return _sign(child, new_refresh_token, client, issuer, now)
+
+
+def _handle_reuse(pair: TokenPair, revoke_family: bool, now: datetime) -> None:
+    revoked: list = []
+    if revoke_family:
+        family = TokenPair.objects.live(now).filter(family_id=pair.family_id)
+        revoked = _revoke_ids(
+            list(family.values_list("pk", flat=True)), RevokeReason.REUSE_DETECTED, now
+        )
+    transaction.on_commit(
+        lambda: signals.refresh_token_reused.send(
+            TokenPair, pair=pair, family_id=pair.family_id, revoked_pair_ids=revoked
+        )
+    )
+
+
+# -- Scope --------------------------------------------------------------------
+
+
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+
+
+def _scope_tokens(requested: str) -> set[str]:
+    """RFC 6749 §3.3: scope tokens are printable ASCII, separated by single spaces."""
+    tokens = {token for token in requested.split(" ") if token}
+    if not all(_SCOPE_TOKEN.fullmatch(token) for token in tokens):
+        raise InvalidScope("The scope is malformed (RFC 6749 §3.3).")
+    return tokens
+
+
+def grant_scope(requested: str | None, allowed: frozenset[str]) -> str:
+    """The scope of a new family: the requested scopes, or all the client may have."""
+    if requested is None:
+        return " ".join(sorted(allowed))
+    wanted = _scope_tokens(requested)
+    if not wanted <= allowed:
+        raise InvalidScope("The requested scope exceeds what this client may request.")
+    return " ".join(sorted(wanted))
+
+
+def narrow_scope(requested: str | None, original: str) -> str:
+    """RFC 6749 §6: a refresh may narrow the scope, never widen it."""
+    if requested is None:
+        return original
+    wanted = _scope_tokens(requested)
+    if not wanted <= set(original.split(" ")):
+        raise InvalidScope("A refresh cannot request scopes beyond the original grant.")
+    return " ".join(sorted(wanted))
+
+
+# -- Finding a pair from a token (revocation, introspection) -------------------
+
+ACCESS_TOKEN = "access_token"
+REFRESH_TOKEN = "refresh_token"
+
+
+def pair_for_token(
+    token: str, *, issuer: str, accept_expired: bool = False
+) -> tuple[TokenPair | None, str | None]:
+    """The pair a token belongs to and the token's kind, or ``(None, None)``.
+
+    The kind is read from the token's shape, not from a ``token_type_hint``:
+    refresh tokens are opaque ``rt_`` strings, access tokens are JWTs. An
+    access token must carry our valid signature, so a forged JWT naming some
+    pair's id finds nothing; with ``accept_expired`` (revocation) it may have
+    expired, and its key may have retired.
+    """
+    if token.startswith(credentials.REFRESH_TOKEN_PREFIX):
+        pair = (
+            TokenPair.objects.select_related("client", "user")
+            .filter(refresh_token_digest=credentials.digest(token))
+            .first()
+        )
+        return (pair, REFRESH_TOKEN) if pair else (None, None)
+    try:
+        claims = decode_access_token(
+            token, issuer=issuer, now=clock(), accept_expired=accept_expired
+        )
+        pair_id = uuid.UUID(claims["jti"])
+    except (InvalidAccessToken, ValueError):
+        return None, None
+    pair = TokenPair.objects.select_related("client", "user").filter(pk=pair_id).first()
+    return (pair, ACCESS_TOKEN) if pair else (None, None)
+
+
+# -- Revocation ---------------------------------------------------------------
+
+
+_REVOKE_BATCH = 500
+
+
+def _revoke_ids(pair_ids: Iterable, reason: str, now: datetime) -> list:
+    """Revoke the given pairs that are not revoked yet; signal each after commit."""
+    pair_ids = list(pair_ids)
+    if not pair_ids:
+        return []
+    rows = []
+    for start in range(0, len(pair_ids), _REVOKE_BATCH):  # bounded IN lists (SQLite's limit)
+        rows += _mark_revoked(pair_ids[start : start + _REVOKE_BATCH], reason, now)
+    revoked_ids = [row[0] for row in rows]
+    # Before the commit, not after: a request that reads the pair from the
+    # database meanwhile cannot cache it as valid over this tombstone. Should
+    # the transaction roll back, the pairs are refused for at most
+    # VALIDATION_CACHE_SECONDS: failing closed.
+    validation.forget_pairs(revoked_ids)
+
+    def send() -> None:
+        for pair_id, client_pk, user_pk in rows:
+            signals.pair_revoked.send(
+                TokenPair, pair_id=pair_id, client_pk=client_pk, user_pk=user_pk, reason=reason
+            )
+
+    transaction.on_commit(send)
+    return revoked_ids
+
+
+def _mark_revoked(pair_ids: list, reason: str, now: datetime) -> list[tuple]:
+    """Set ``revoked_at`` on those of the pairs not revoked yet; return their (id, client, user).
+
+    Only the rows this statement changed are returned, so a pair revoked by
+    two transactions at once is reported (and signalled) by one of them.
+    PostgreSQL and SQLite do it in one ``UPDATE ... RETURNING``; other
+    databases lock the rows, read them, then update them.
+    """
+    connection = connections[_db_alias()]
+    if connection.vendor not in ("postgresql", "sqlite"):
+        pending = TokenPair.objects.select_for_update().filter(
+            pk__in=pair_ids, revoked_at__isnull=True
+        )
+        rows = list(pending.values_list("pk", "client_id", "user_id"))
+        TokenPair.objects.filter(pk__in=[row[0] for row in rows]).update(
+            revoked_at=now, revoke_reason=reason
+        )
+        return rows
+    meta = TokenPair._meta
+    id_field, revoked_at = meta.pk, meta.get_field("revoked_at")
+    quote = connection.ops.quote_name
+    placeholders = ", ".join(["%s"] * len(pair_ids))
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote('revoked_at')} = %s, "
+        f"{quote('revoke_reason')} = %s "
+        f"WHERE {quote('id')} IN ({placeholders}) AND {quote('revoked_at')} IS NULL "
+        f"RETURNING {quote('id')}, {quote('client_id')}, {quote('user_id')}"
+    )
+    params = [revoked_at.get_db_prep_value(now, connection), str(reason)]
+    params += [id_field.get_db_prep_value(pair_id, connection) for pair_id in pair_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = cursor.fetchall()
+    return [(id_field.to_python(pk), client_pk, user_pk) for pk, client_pk, user_pk in returned]
+
+
+def revoke_pair(pair: TokenPair, reason: str) -> bool:
+    """Revoke one pair (both tokens). Returns False if it was already revoked."""
+    return bool(revoke_pair_by_id(pair.pk, reason))
+
+
+def revoke_pair_by_id(pair_id, reason: str) -> list:
+    """Revoke the pair with this id, if it is not revoked yet; returns what was revoked."""
+    with transaction.atomic(using=_db_alias()):
+        return _revoke_ids([pair_id], reason, clock())
+
+
+def revoke_user_pairs(user, reason: str) -> list:
+    """Revoke every live pair of a user, across all clients (logout-all, password change).
+
+    Holds the user's lock (:func:`lock_user`), so no pair issued concurrently
+    escapes the revocation.
+    """
+    with transaction.atomic(using=_db_alias()):
+        lock_user(user.pk)
+        now = clock()
+        live_ids = TokenPair.objects.live(now).filter(user=user).values_list("pk", flat=True)
+        return _revoke_ids(list(live_ids), reason, now)
+
+
+def revoke_client_pairs(client: Client, reason: str) -> list:
+    """Revoke every live pair of a client (admin action, client deactivation).
+
+    Not under per-principal locks (a client may have any number of users): a
+    refresh already past client authentication when this commits may still
+    add a pair. Deactivating the client closes that gap, since its tokens are
+    refused on the next request and its refresh requests fail to authenticate.
+    """
+    with transaction.atomic(using=_db_alias()):
+        now = clock()
+        live_ids = TokenPair.objects.live(now).filter(client=client).values_list("pk", flat=True)
+        return _revoke_ids(list(live_ids), reason, now)
+
+
+def principal_pairs(client: Client, user) -> list[TokenPair]:
+    """The live pairs of (client, user), newest first: ``GET /pairs/``."""
+    now = clock()
+    return list(_principal_pairs(client.pk, user.pk, now).order_by("-issued_at", "-id"))
+
+
+def rotate_client_secret(client: Client) -> str:
+    """Give a confidential client a new secret and return it (shown once, stored hashed)."""
+    secret = client.set_new_secret()
+    client.save(update_fields=["client_secret_digest"])
+    return secret

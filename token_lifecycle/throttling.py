@@ -1,0 +1,152 @@
+"""Rate limits of the token endpoint, configured with DRF's ``DEFAULT_THROTTLE_RATES``.
+
+- ``"token_lifecycle.token"``: every request to ``POST /token/``, per client
+  IP (DRF's ``get_ident``: ``REMOTE_ADDR``, or ``X-Forwarded-For`` with
+  ``NUM_PROXIES``). Unset by default: no limit.
+- ``"token_lifecycle.password_username"`` and ``"token_lifecycle.password_ip"``:
+  *failed* password-grant attempts per username and per IP, so guessing a
+  password is slow while legitimate logins are never counted. Default
+  ``"10/min"`` and ``"50/min"``; set to ``None`` to turn one off.
+
+A refused request gets 429 with ``Retry-After`` and an RFC 6749 error body
+(``"error": "slow_down"``, the code RFC 8628 registered for this).
+
+The counts live in Django's default cache. If it is unavailable (Redis
+down), the limits are not enforced and a warning is logged: logins and
+refreshes keep working, as authentication does, rather than failing with
+the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from .errors import OAuthError
+
+logger = logging.getLogger(__name__)
+
+TOKEN_SCOPE = "token_lifecycle.token"
+PASSWORD_USERNAME_SCOPE = "token_lifecycle.password_username"
+PASSWORD_IP_SCOPE = "token_lifecycle.password_ip"
+DEFAULT_RATES = {PASSWORD_USERNAME_SCOPE: "10/min", PASSWORD_IP_SCOPE: "50/min"}
+
+
+class TooManyRequests(OAuthError):
+    error = "slow_down"
+    status = 429
+
+    def __init__(self, wait: float) -> None:
+        self.wait = max(1, int(wait + 0.999))
+        super().__init__(f"Too many requests; retry in {self.wait} seconds.")
+
+
+def _rate(scope: str) -> str | None:
+    rates = api_settings.DEFAULT_THROTTLE_RATES or {}
+    return rates[scope] if scope in rates else DEFAULT_RATES.get(scope)
+
+
+class TokenEndpointThrottle(SimpleRateThrottle):
+    """All requests to the token endpoint, per client IP; off unless a rate is set."""
+
+    scope = TOKEN_SCOPE
+
+    def timer(self) -> float:
+        # Looked up at each call (DRF binds time.time once), like the failure counters.
+        return time.time()
+
+    def get_rate(self) -> str | None:
+        return _rate(self.scope)
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception:
+            logger.warning(
+                "Throttle cache unavailable; %s not enforced.", self.scope, exc_info=True
+            )
+            return True
+
+
+class _FailureCounter(SimpleRateThrottle):
+    """Counts failures under one key; checking does not count."""
+
+    def __init__(self, scope: str, ident: str) -> None:
+        self.scope = scope
+        self.ident = ident
+        super().__init__()
+
+    def get_rate(self) -> str | None:
+        return _rate(self.scope)
+
+    def _key(self) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.ident}
+
+    def wait_if_exceeded(self) -> float | None:
+        """Seconds to wait if the limit is reached, else None."""
+        if self.rate is None:
+            return None
+        now = time.time()
+        recent = [t for t in self.cache.get(self._key(), []) if t > now - self.duration]
+        if len(recent) < self.num_requests:
+            return None
+        return recent[0] + self.duration - now
+
+    def add_failure(self) -> None:
+        if self.rate is None:
+            return
+        now = time.time()
+        recent = [t for t in self.cache.get(self._key(), []) if t > now - self.duration]
+        self.cache.set(self._key(), [*recent, now], self.duration)
+
+    def reset(self) -> None:
+        if self.rate is not None:
+            self.cache.delete(self._key())
+
+
+class PasswordFailureLimiter:
+    """Failed password-grant attempts, per username and per IP.
+
+    ``check()`` before verifying the password (a locked-out guess costs no
+    hash), ``failed()`` after a wrong one, ``succeeded()`` clears the
+    username's count. The username is hashed into the cache key: no
+    credential-like value is stored in the cache in clear.
+    """
+
+    def __init__(self, request, username: str) -> None:
+        username_digest = hashlib.sha256(username.casefold().encode()).hexdigest()
+        ip = TokenEndpointThrottle().get_ident(request)
+        self.counters = [
+            _FailureCounter(PASSWORD_USERNAME_SCOPE, username_digest),
+            _FailureCounter(PASSWORD_IP_SCOPE, ip),
+        ]
+
+    def check(self) -> None:
+        waits = _unless_cache_fails(
+            lambda: [wait for counter in self.counters if (wait := counter.wait_if_exceeded())],
+            default=[],
+        )
+        if waits:
+            raise TooManyRequests(max(waits))
+
+    def failed(self) -> None:
+        for counter in self.counters:
+            _unless_cache_fails(counter.add_failure)
+
+    def succeeded(self) -> None:
+        _unless_cache_fails(self.counters[0].reset)
+
+
+def _unless_cache_fails(operation, default=None):
+    try:
+        return operation()
+    except Exception:
+        logger.warning("Throttle cache unavailable; password limits not enforced.", exc_info=True)
+        return default

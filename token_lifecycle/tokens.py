@@ -1,0 +1,241 @@
+"""Access tokens: signed JWTs shaped per RFC 9068.
+
+Verification accepts only what this app issues: the algorithm is the one of
+the key named by ``kid`` (never ``none``, never the header's choice), ``typ``
+must be ``at+jwt``, and ``iss`` (and ``aud`` when configured) must match.
+Time claims are checked against the application clock passed in; the leeway
+only forgives ``iat``/``nbf`` slightly in the future (another server's clock
+ahead of ours) and never extends ``exp``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import jwt
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest
+from django.urls import reverse
+
+from . import keys
+from .conf import lifecycle_settings
+
+TOKEN_TYPE = "at+jwt"
+_ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+_REQUIRED_CLAIMS = ("iss", "sub", "client_id", "jti", "iat", "exp")
+_KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class InvalidAccessToken(Exception):
+    """The bearer credential is not a valid access token; the message is safe to show."""
+
+
+@lru_cache(maxsize=64)
+def _issuer(scheme: str, host: str, mount_path: str) -> str:
+    return f"{scheme}://{host}{mount_path}"
+
+
+@lru_cache(maxsize=1)
+def _mount_path() -> str:
+    # "/auth/token/" -> "/auth": where the project included token_lifecycle.urls.
+    return reverse("token_lifecycle:token").removesuffix("/").rsplit("/", 1)[0]
+
+
+def issuer_for(request: HttpRequest) -> str:
+    """The ``iss`` of tokens issued and accepted here.
+
+    ``TOKEN_LIFECYCLE['ISSUER']`` when set; otherwise the URL the app is mounted
+    at, as seen by this request. Set it when the API answers on several hosts,
+    or tokens issued on one host are refused on another.
+    """
+    configured = lifecycle_settings().issuer
+    if configured:
+        return configured
+    # request.get_host() checks ALLOWED_HOSTS on every call; remember its answer
+    # for the raw headers it is computed from (only hosts it accepted are kept).
+    meta = request.META
+    raw = (
+        request.scheme,
+        meta.get("HTTP_HOST"),
+        meta.get("HTTP_X_FORWARDED_HOST"),
+        meta.get("SERVER_NAME"),
+        meta.get("SERVER_PORT"),
+    )
+    issuer = _issuers_by_raw_host.get(raw)
+    if issuer is None:
+        issuer = _issuer(request.scheme, request.get_host(), _mount_path())
+        if len(_issuers_by_raw_host) < 256:
+            _issuers_by_raw_host[raw] = issuer
+    return issuer
+
+
+_issuers_by_raw_host: dict[tuple, str] = {}
+
+
+def encode_access_token(
+    *,
+    pair_id: str,
+    subject: str,
+    client_id: str,
+    issued_at: datetime,
+    expires_at: datetime,
+    issuer: str,
+    scope: str = "",
+) -> str:
+    """Sign an access token with the current signing key."""
+    key = keys.cover_expiry(keys.signing_key(), expires_at)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "client_id": client_id,
+        "jti": pair_id,
+        "iat": int(issued_at.timestamp()),
+        "exp": int(expires_at.timestamp()),
+    }
+    audience = lifecycle_settings().audience
+    if audience:
+        claims["aud"] = audience
+    if scope:
+        claims["scope"] = scope
+    return jwt.encode(
+        claims,
+        key.private_key,
+        algorithm=key.algorithm,
+        headers={"typ": TOKEN_TYPE, "kid": key.kid},
+    )
+
+
+def decode_access_token(
+    token: str, *, issuer: str, now: datetime, accept_expired: bool = False
+) -> dict[str, Any]:
+    """Verify an access token and return its claims, or raise :class:`InvalidAccessToken`.
+
+    ``accept_expired=True`` is for the revocation endpoint: an expired access
+    token, even one whose key has since left the JWKS, still names a pair
+    whose refresh token may be alive. The signature is checked all the same.
+    """
+    return _verify(token, issuer=issuer, now=now, accept_expired=accept_expired)[0]
+
+
+def _verify(
+    token: str, *, issuer: str, now: datetime, accept_expired: bool = False
+) -> tuple[dict[str, Any], str]:
+    """:func:`decode_access_token`, also returning the kid that verified the token."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidAccessToken("The access token is malformed.") from None
+    token_type = header.get("typ")
+    if not isinstance(token_type, str) or token_type not in _ACCEPTED_TYPES:
+        raise InvalidAccessToken("The token is not an access token.")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not _KID.fullmatch(kid):
+        # Our kids are RFC 7638 thumbprints; anything else never reaches the database.
+        raise InvalidAccessToken("The access token has no valid key id.")
+    key = keys.verification_key(kid)
+    if key is None or not (accept_expired or key.verify_until is None or now < key.verify_until):
+        raise InvalidAccessToken("The access token was signed by an unknown key.")
+    if header.get("alg") != key.algorithm:
+        raise InvalidAccessToken("The access token's algorithm does not match its key.")
+
+    settings = lifecycle_settings()
+    try:
+        claims = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[key.algorithm],
+            issuer=issuer,
+            audience=settings.audience,
+            options={
+                "require": list(_REQUIRED_CLAIMS),
+                # Time claims are checked below, against the application clock.
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "verify_aud": settings.audience is not None,
+            },
+        )
+    except jwt.InvalidSignatureError:
+        raise InvalidAccessToken("The access token's signature is invalid.") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidAccessToken("The access token was issued by another issuer.") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidAccessToken("The access token is meant for another audience.") from None
+    except jwt.PyJWTError:
+        raise InvalidAccessToken("The access token is malformed.") from None
+
+    _check_times(claims, now.timestamp(), settings.leeway.total_seconds(), accept_expired)
+    if not all(isinstance(claims[name], str) for name in ("sub", "client_id", "jti")):
+        raise InvalidAccessToken("The access token is malformed.")
+    return claims, kid
+
+
+class _VerifiedTokens:
+    """Claims of tokens whose signature this process already checked, by token string.
+
+    Checking an RS256 signature and parsing the JWT is most of the cost of a
+    request's authentication; a token is typically presented many times. What
+    a remembered token is re-checked against on every use is what can change:
+    the clock (``exp``), the request's issuer, and its key still verifying
+    (a ``--compromised`` rotation). Bounded, oldest first out.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._claims: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def decode(self, token: str, *, issuer: str, now: datetime) -> dict[str, Any]:
+        remembered = self._claims.get(token)
+        if remembered is None:
+            claims, kid = _verify(token, issuer=issuer, now=now)
+            self._remember(token, claims, kid)
+            return claims
+        claims, kid = remembered
+        if now.timestamp() >= claims["exp"]:
+            raise InvalidAccessToken("The access token has expired.")
+        if claims["iss"] != issuer:
+            raise InvalidAccessToken("The access token was issued by another issuer.")
+        key = keys.verification_key(kid)
+        if key is None or not (key.verify_until is None or now < key.verify_until):
+            raise InvalidAccessToken("The access token was signed by an unknown key.")
+        return claims
+
+    def _remember(self, token: str, claims: dict[str, Any], kid: str) -> None:
+        if len(self._claims) >= self.MAX_ENTRIES:
+            # Another thread may evict at the same moment: losing that race is harmless.
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                del self._claims[next(iter(self._claims))]
+        self._claims[token] = (claims, kid)
+
+    def clear(self) -> None:
+        self._claims = {}
+
+
+_verified = _VerifiedTokens()
+#: Verify an access token, reusing this process's earlier verification of the same token.
+decode_access_token_cached = _verified.decode
+
+
+@receiver(setting_changed)
+def _forget_verified(*, setting: str, **kwargs: Any) -> None:
+    _issuers_by_raw_host.clear()  # ALLOWED_HOSTS, proxies, URLs...: any setting may matter
+    _mount_path.cache_clear()
+    if setting in ("TOKEN_LIFECYCLE", "SECRET_KEY"):
+        _verified.clear()
+
+
+def _check_times(claims: dict[str, Any], now: float, leeway: float, accept_expired: bool) -> None:
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidAccessToken("The access token is malformed.")
+    if not accept_expired and now >= claims["exp"]:
+        raise InvalidAccessToken("The access token has expired.")
+    if claims["iat"] > now + leeway or claims.get("nbf", 0) > now + leeway:
+        raise InvalidAccessToken("The access token is not valid yet.")
