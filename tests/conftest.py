@@ -41,6 +41,21 @@ def pytest_configure(config) -> None:
         )
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite, a test database in a file rather than in memory.
+
+    With an in-memory database Django's live server shares the test's one
+    connection between all its request threads, and concurrent requests
+    interleave on it (``get()`` by primary key returning two rows, "bad
+    parameter or other API misuse"). In a file each thread has its own
+    connection and SQLite's locking applies, as in a deployment.
+    """
+    database = connection.settings_dict
+    if connection.vendor == "sqlite" and not database["TEST"].get("NAME"):
+        database["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
 def _redis_answers() -> bool:
     try:
         import redis

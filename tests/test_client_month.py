@@ -24,11 +24,8 @@ This module imports nothing of Django at the top: the process workers import
 it (multiprocessing, spawn) and run the client only, as a client service would.
 The figures are printed; see them with ``pytest -rP tests/test_client_month.py``.
 
-PostgreSQL only: on an in-memory SQLite test database Django's live server
-shares the test's one connection between all its request threads, and twenty
-requests at once interleave on it (a ``get()`` by primary key was seen to
-return two rows). That is a limit of the test setup, not of the app; CI runs
-these on PostgreSQL.
+On SQLite the test database is a file (see ``tests/conftest.py``): each of the
+live server's request threads has its own connection, as in a deployment.
 """
 
 from __future__ import annotations
@@ -256,7 +253,6 @@ def assert_one_pair_for_the_deployment(figures: Figures, client, step: timedelta
     assert refresh_tokens_used_more_than_once(client) == []
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_twenty_threads_sharing_a_store_hold_one_pair_all_month(server, make_client):
     client, secret = make_client("deployment", grant_types="client_credentials")
@@ -266,7 +262,6 @@ def test_twenty_threads_sharing_a_store_hold_one_pair_all_month(server, make_cli
     assert_one_pair_for_the_deployment(figures, client, STEP)
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_without_a_shared_store_twenty_workers_fight_the_cap(server, make_client):
     """The same month with and without the shared store (a round a day: the thrash is slow).
@@ -347,7 +342,6 @@ def simulate_with_processes(server, client, secret, directory: str, step) -> Fig
     return figures
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_twenty_processes_sharing_a_file_store_hold_one_pair_all_month(
     server, make_client, tmp_path
