@@ -32,12 +32,13 @@ def rates(settings):
 def attempt(token_request, oauth_client, user):
     """A password-grant attempt; ``ip`` sets REMOTE_ADDR."""
 
-    def do(password: str = "wrong", *, username: str = "alice", ip: str = "10.0.0.1"):
+    def do(password: str = "wrong", *, username: str = "alice", ip: str = "10.0.0.1", **meta):
         client, secret = oauth_client
         return token_request(
             {"grant_type": "password", "username": username, "password": password},
             auth=(client.client_id, secret),
             REMOTE_ADDR=ip,
+            **meta,
         )
 
     return do
@@ -113,6 +114,51 @@ class TestPasswordFailures:
     def test_successful_logins_are_never_counted(self, attempt):
         with freeze_time(T0):
             assert all(attempt(PASSWORD).status_code == 200 for _ in range(15))
+
+
+class TestClientAddress:
+    """Per-IP limits count REMOTE_ADDR unless NUM_PROXIES says which proxies to trust."""
+
+    def test_a_forged_x_forwarded_for_does_not_escape_the_per_ip_limit(self, attempt, rates):
+        rates(password_ip="5/min", password_username=None)
+        with freeze_time(T0):
+            for index in range(5):
+                attempt(HTTP_X_FORWARDED_FOR=f"198.51.100.{index}")
+            assert_slow_down(attempt(PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.99"))
+            assert attempt(PASSWORD, ip="10.0.0.2").status_code == 200
+
+    def test_behind_a_trusted_proxy_the_forwarded_address_counts(self, attempt, rates, settings):
+        rates(password_ip="5/min", password_username=None)
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+        proxy = "10.0.0.1"  # every request arrives from the proxy
+        with freeze_time(T0):
+            for _ in range(5):
+                attempt(ip=proxy, HTTP_X_FORWARDED_FOR="forged, 203.0.113.7")
+            limited = attempt(PASSWORD, ip=proxy, HTTP_X_FORWARDED_FOR="203.0.113.7")
+            assert_slow_down(limited)
+            other = attempt(PASSWORD, ip=proxy, HTTP_X_FORWARDED_FOR="203.0.113.8")
+            assert other.status_code == 200
+
+    def test_header_text_never_becomes_a_cache_key(self, attempt, rates, settings, monkeypatch):
+        from django.core.cache import cache
+
+        rates(token="100/min")
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+        keys = []
+        for name in ("get", "set", "add", "delete"):
+            original = getattr(cache, name)
+
+            def spy(key, *args, _original=original, **kwargs):
+                keys.append(key)
+                return _original(key, *args, **kwargs)
+
+            monkeypatch.setattr(cache, name, spy)
+        forwarded = "\x8bh\xe0a} \x02 / " + "x" * 300
+        attempt(HTTP_X_FORWARDED_FOR=forwarded, username="mallory \u00e9\u2028")
+        throttle_keys = [key for key in keys if key.startswith("throttle_")]
+        assert len(throttle_keys) >= 3  # the token scope, and the two failure counters
+        assert all(key.isascii() and key.isprintable() and len(key) < 120 for key in throttle_keys)
+        assert not any("mallory" in key or "xxx" in key for key in throttle_keys)
 
 
 class BrokenCache:

@@ -1,8 +1,7 @@
 """Rate limits of the token endpoint, configured with DRF's ``DEFAULT_THROTTLE_RATES``.
 
 - ``"token_lifecycle.token"``: every request to ``POST /token/``, per client
-  IP (DRF's ``get_ident``: ``REMOTE_ADDR``, or ``X-Forwarded-For`` with
-  ``NUM_PROXIES``). Unset by default: no limit.
+  IP (:func:`client_ip`). Unset by default: no limit.
 - ``"token_lifecycle.password_username"`` and ``"token_lifecycle.password_ip"``:
   *failed* password-grant attempts per username and per IP, so guessing a
   password is slow while legitimate logins are never counted. Default
@@ -10,6 +9,13 @@
 
 A refused request gets 429 with ``Retry-After`` and an RFC 6749 error body
 (``"error": "slow_down"``, the code RFC 8628 registered for this).
+
+The client IP is ``REMOTE_ADDR`` unless DRF's ``NUM_PROXIES`` says how many
+proxies in ``X-Forwarded-For`` to trust. (DRF's own ``get_ident`` uses the
+whole ``X-Forwarded-For`` header when ``NUM_PROXIES`` is unset: a client
+could then send a new one with each guess and never meet the per-IP limit.)
+Identities enter cache keys only as SHA-256 digests: whatever a header holds
+is never a cache key, which memcached would refuse.
 
 The counts live in Django's default cache. If it is unavailable (Redis
 down), the limits are not enforced and a warning is logged: logins and
@@ -19,13 +25,13 @@ the cache.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from .credentials import digest
 from .errors import OAuthError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,13 @@ class TooManyRequests(OAuthError):
     def __init__(self, wait: float) -> None:
         self.wait = max(1, int(wait + 0.999))
         super().__init__(f"Too many requests; retry in {self.wait} seconds.")
+
+
+def client_ip(request) -> str:
+    """The address per-IP limits count: ``REMOTE_ADDR``, or as ``NUM_PROXIES`` says."""
+    if api_settings.NUM_PROXIES is None:
+        return request.META.get("REMOTE_ADDR", "")
+    return SimpleRateThrottle.get_ident(None, request)
 
 
 def _rate(scope: str) -> str | None:
@@ -63,7 +76,7 @@ class TokenEndpointThrottle(SimpleRateThrottle):
         return _rate(self.scope)
 
     def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return self.cache_format % {"scope": self.scope, "ident": digest(client_ip(request))}
 
     def allow_request(self, request, view) -> bool:
         try:
@@ -121,11 +134,9 @@ class PasswordFailureLimiter:
     """
 
     def __init__(self, request, username: str) -> None:
-        username_digest = hashlib.sha256(username.casefold().encode()).hexdigest()
-        ip = TokenEndpointThrottle().get_ident(request)
         self.counters = [
-            _FailureCounter(PASSWORD_USERNAME_SCOPE, username_digest),
-            _FailureCounter(PASSWORD_IP_SCOPE, ip),
+            _FailureCounter(PASSWORD_USERNAME_SCOPE, digest(username.casefold())),
+            _FailureCounter(PASSWORD_IP_SCOPE, digest(client_ip(request))),
         ]
 
     def check(self) -> None:
