@@ -86,3 +86,12 @@ def test_public_client_credentials_is_refused(owner):
 def test_unknown_grant_is_refused_by_the_parser(owner):
     with pytest.raises(CommandError):
         run("App", "--owner", "owner", "--grant", "implicit")
+
+
+def test_client_ids_never_start_with_a_dash(monkeypatch):
+    """An id like ``-5rPd...`` is read as an option by command lines (argparse, getopt)."""
+    from token_lifecycle import credentials
+
+    drawn = iter(["-5rPdIRAlKBI_UStZ0FJdw", "--xyz", "K6SsoVJvdeV0pJtiihm0_A"])
+    monkeypatch.setattr(credentials.secrets, "token_urlsafe", lambda nbytes: next(drawn))
+    assert credentials.new_client_id() == "K6SsoVJvdeV0pJtiihm0_A"

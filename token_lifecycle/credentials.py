@@ -30,8 +30,14 @@ def new_client_secret() -> str:
 
 
 def new_client_id() -> str:
-    """A public identifier: random so that it reveals nothing about how many clients exist."""
-    return secrets.token_urlsafe(16)
+    """A public identifier: random so that it reveals nothing about how many clients exist.
+
+    Never starts with ``-``: command lines (argparse, getopt) would read such
+    an id as an option.
+    """
+    while (client_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return client_id
 
 
 def digest(credential: str) -> str:
