@@ -29,7 +29,7 @@ import logging
 import time
 
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from .credentials import digest
 from .errors import OAuthError
@@ -55,7 +55,7 @@ def client_ip(request) -> str:
     """The address per-IP limits count: ``REMOTE_ADDR``, or as ``NUM_PROXIES`` says."""
     if api_settings.NUM_PROXIES is None:
         return request.META.get("REMOTE_ADDR", "")
-    return SimpleRateThrottle.get_ident(None, request)
+    return BaseThrottle().get_ident(request)
 
 
 def _rate(scope: str) -> str | None:
