@@ -136,12 +136,25 @@ def login(server: Server, oauth_client) -> dict:
     return pair
 
 
+def redis_reads() -> int:
+    import redis
+
+    stats = redis.Redis.from_url(REDIS_URL).info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("get", "mget"))
+
+
 def test_logout_in_one_process_is_seen_by_the_other_on_the_next_request(servers, oauth_client):
     first, second = servers
     pair = login(first, oauth_client)
     for _ in range(3):  # both processes warm: verified token, validation entries
         assert first.whoami(pair["access_token"]) == 200
         assert second.whoami(pair["access_token"]) == 200
+    # Warm requests are answered from each process's near cache: no Redis read at all.
+    reads = redis_reads()
+    for _ in range(5):
+        assert first.whoami(pair["access_token"]) == 200
+        assert second.whoami(pair["access_token"]) == 200
+    assert redis_reads() == reads
     status, _ = first.post(
         "/auth/logout/", {}, {"Authorization": f"Bearer {pair['access_token']}"}
     )

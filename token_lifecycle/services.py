@@ -20,10 +20,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connections, router, transaction
-from django.db.models import Q
 
 from . import clock as app_clock
-from . import credentials, rules, signals, validation
+from . import credentials, pair_sql, rules, signals, validation
 from .errors import InvalidGrant, InvalidScope
 from .keys import signing_key
 from .models import Client, TokenPair
@@ -112,16 +111,6 @@ def lock_user(user_pk: int) -> None:
 # -- Issue and refresh --------------------------------------------------------
 
 
-def _principal_pairs(client_pk: int, user_pk: int, now: datetime, *, also: Q | None = None):
-    """The principal's live pairs, oldest first (ties by id), plus rows matching ``also``."""
-    condition = Q(
-        client_id=client_pk, user_id=user_pk, revoked_at__isnull=True, live_until__gt=now
-    )
-    if also is not None:
-        condition |= also
-    return TokenPair.objects.filter(condition).order_by("issued_at", "id")
-
-
 def _new_pair(client: Client, user_pk: int, times: rules.PairTimes, *, scope: str, parent=None):
     refresh_token = credentials.new_refresh_token()
     pair = TokenPair(
@@ -137,11 +126,11 @@ def _new_pair(client: Client, user_pk: int, times: rules.PairTimes, *, scope: st
         live_until=times.live_until,
     )
     pair.family_id = parent.family_id if parent else pair.id
-    pair.save(force_insert=True)
+    pair_sql.insert(_db_alias(), pair)
     return pair, refresh_token
 
 
-def _evict(other_live_pairs: list[TokenPair], max_pairs: int, now: datetime) -> None:
+def _evict(other_live_pairs: list, max_pairs: int, now: datetime) -> None:
     evicted = rules.pairs_to_evict(other_live_pairs, max_pairs)
     if evicted:
         _revoke_ids([pair.pk for pair in evicted], RevokeReason.EVICTED, now)
@@ -171,7 +160,7 @@ def issue_pair(
         lock_principal(client.pk, user.pk)
         # Read after the lock: pairs of a principal are stamped in the order they are made.
         now = clock()
-        others = list(_principal_pairs(client.pk, user.pk, now))
+        others = pair_sql.live_pairs(_db_alias(), client.pk, user.pk, now)
         times = rules.new_pair_times(policy, now, rules.session_ends_at(policy, now))
         pair, refresh_token = _new_pair(client, user.pk, times, scope=granted_scope)
         transaction.on_commit(
@@ -190,24 +179,23 @@ def refresh_pair(
     window revokes the family first (when reuse detection is on): that
     revocation commits even though the request fails.
     """
-    found = (
-        TokenPair.objects.select_related("user")
-        .filter(refresh_token_digest=credentials.digest(refresh_token))
-        .first()
-    )
-    if found is None or found.client_id != client.pk:
+    # Only what picks the lock; the pair itself is read again under it.
+    found = pair_sql.find_by_refresh_digest(credentials.digest(refresh_token))
+    if found is None or found.client_pk != client.pk:
         # Another client's token is indistinguishable from an unknown one.
         raise InvalidGrant("The refresh token is invalid.")
-    if not found.user.is_active:
+    if not found.user_is_active:
         raise InvalidGrant("The user account is inactive.")
     granted_scope = narrow_scope(scope, found.scope)
     policy = client.policy()
     signing_key()
-    with transaction.atomic(using=_db_alias()):
-        lock_principal(client.pk, found.user_id)
+    alias = _db_alias()
+    with transaction.atomic(using=alias):
+        lock_principal(client.pk, found.user_pk)
         now = clock()
-        rows = list(_principal_pairs(client.pk, found.user_id, now, also=Q(pk=found.pk)))
-        pair = next((row for row in rows if row.pk == found.pk), None)
+        pair, live_others = pair_sql.live_pairs_and_one(
+            alias, client.pk, found.user_pk, now, found.pair_pk
+        )
         if pair is None:  # purged since we looked it up
             raise InvalidGrant("The refresh token is invalid.")
         decision = rules.decide_refresh(pair, now, policy)
@@ -218,8 +206,10 @@ def refresh_pair(
                 pair.rotated_at = decision.rotated_at
                 pair.refresh_grace_ends_at = decision.refresh_grace_ends_at
                 pair.live_until = rules.live_until(pair)
-                pair.save(update_fields=["rotated_at", "refresh_grace_ends_at", "live_until"])
-            others = [row for row in rows if rules.is_live(row, now)]
+                pair_sql.save_rotation(alias, pair)
+            # The refreshed pair counts against the cap while it is live.
+            others = live_others + ([pair] if rules.is_live(pair, now) else [])
+            others.sort(key=lambda row: (row.issued_at, row.pk))
             times = rules.new_pair_times(policy, now, pair.session_ends_at)
             child, new_refresh_token = _new_pair(
                 client, pair.user_id, times, scope=granted_scope, parent=pair
@@ -424,7 +414,8 @@ def revoke_client_pairs(client: Client, reason: str) -> list:
 def principal_pairs(client: Client, user) -> list[TokenPair]:
     """The live pairs of (client, user), newest first: ``GET /pairs/``."""
     now = clock()
-    return list(_principal_pairs(client.pk, user.pk, now).order_by("-issued_at", "-id"))
+    pairs = TokenPair.objects.live(now).filter(client_id=client.pk, user_id=user.pk)
+    return list(pairs.order_by("-issued_at", "-id"))
 
 
 def rotate_client_secret(client: Client) -> str:

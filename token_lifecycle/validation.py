@@ -4,7 +4,7 @@ The bearer path must honour revocation, eviction and client or user
 deactivation on every request, yet cost no query in the steady state. It
 keeps three kinds of entries in the cache alias ``CACHE_ALIAS``, each for at
 most ``VALIDATION_CACHE_SECONDS``, all three fetched in one ``get_many`` (one
-round trip to Redis):
+round trip to Redis at most; none on a warm near cache, see redis_cache.py):
 
 - ``pair:<jti>``: the pair's client, user and access expiry, or ``REVOKED``;
 - ``user:<pk>``: the user instance that becomes ``request.user``;
@@ -45,19 +45,20 @@ logger = logging.getLogger(__name__)
 
 REVOKED = "revoked"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_PREFIX = "token_lifecycle:v1:"
+#: Every key the app keeps in its cache starts with this (see redis_cache.py).
+KEY_PREFIX = "token_lifecycle:v1:"
 
 
 def _pair_key(pair_id: str) -> str:
-    return f"{_PREFIX}pair:{pair_id}"
+    return f"{KEY_PREFIX}pair:{pair_id}"
 
 
 def _user_key(user_pk: Any) -> str:
-    return f"{_PREFIX}user:{user_pk}"
+    return f"{KEY_PREFIX}user:{user_pk}"
 
 
 def _client_key(client_id: str) -> str:
-    return f"{_PREFIX}client:{client_id}"
+    return f"{KEY_PREFIX}client:{client_id}"
 
 
 def _cache():

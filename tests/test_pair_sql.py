@@ -1,0 +1,96 @@
+"""The hand-built statements read and write exactly what the ORM would.
+
+Each test compares ``pair_sql`` with the ORM on the same rows, on whichever
+database the suite runs (SQLite converts datetimes and UUIDs in Python,
+PostgreSQL gets them typed from the driver).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import router
+
+from token_lifecycle import credentials, pair_sql, services
+from token_lifecycle.models import TokenPair
+
+ISSUER = "https://api.example.test/auth"
+pytestmark = pytest.mark.django_db
+
+
+def issue(client, user):
+    return services.issue_pair(client=client, user=user, issuer=ISSUER, grant_type="password")
+
+
+def alias() -> str:
+    return router.db_for_write(TokenPair)
+
+
+def fields_of(pair: TokenPair) -> dict:
+    return {field.attname: getattr(pair, field.attname) for field in TokenPair._meta.fields}
+
+
+def test_the_pair_read_in_full_equals_the_orms(oauth_client, user):
+    client, _ = oauth_client
+    first, second, third = (issue(client, user) for _ in range(3))
+    now = services.clock()
+    found, others = pair_sql.live_pairs_and_one(alias(), client.pk, user.pk, now, second.pair.pk)
+    assert fields_of(found) == fields_of(TokenPair.objects.get(pk=second.pair.pk))
+    assert not found._state.adding and found._state.db == alias()
+    assert [pair.pk for pair in others] == [first.pair.pk, third.pair.pk]
+    assert [pair.issued_at for pair in others] == [first.pair.issued_at, third.pair.issued_at]
+
+
+def test_the_one_pair_is_read_even_when_it_is_not_live(oauth_client, user):
+    client, _ = oauth_client
+    issued = issue(client, user)
+    services.revoke_pair(issued.pair, "logout")
+    found, others = pair_sql.live_pairs_and_one(
+        alias(), client.pk, user.pk, services.clock(), issued.pair.pk
+    )
+    assert found.revoked_at is not None and others == []
+
+
+def test_live_pairs_are_the_orms_live_pairs_in_issue_order(oauth_client, user, make_user):
+    client, _ = oauth_client
+    pairs = [issue(client, user).pair for _ in range(4)]
+    issue(client, make_user("bob"))  # another principal
+    services.revoke_pair(pairs[1], "logout")
+    now = services.clock()
+    expected = TokenPair.objects.live(now).filter(client=client, user=user)
+    assert pair_sql.live_pairs(alias(), client.pk, user.pk, now) == [
+        (pair.pk, pair.issued_at) for pair in expected.order_by("issued_at", "id")
+    ]
+    # live_until is exclusive: a pair whose live_until is now is not live.
+    last = TokenPair.objects.get(pk=pairs[3].pk)
+    assert [
+        row.pk for row in pair_sql.live_pairs(alias(), client.pk, user.pk, last.live_until)
+    ] == []
+    before = last.live_until - timedelta(seconds=1)
+    assert pairs[3].pk in [
+        row.pk for row in pair_sql.live_pairs(alias(), client.pk, user.pk, before)
+    ]
+
+
+def test_the_refresh_token_lookup(oauth_client, user):
+    client, _ = oauth_client
+    issued = issue(client, user)
+    found = pair_sql.find_by_refresh_digest(credentials.digest(issued.refresh_token))
+    assert found == (issued.pair.pk, client.pk, user.pk, issued.pair.scope, True)
+    user.is_active = False
+    user.save()
+    found = pair_sql.find_by_refresh_digest(credentials.digest(issued.refresh_token))
+    assert found.user_is_active is False
+    assert pair_sql.find_by_refresh_digest(credentials.digest("rt_unknown")) is None
+
+
+def test_a_rotation_is_stored_as_the_orm_would(oauth_client, user):
+    client, _ = oauth_client
+    pair = issue(client, user).pair
+    now = services.clock()
+    pair.rotated_at = now
+    pair.refresh_grace_ends_at = now + timedelta(hours=6)
+    pair.live_until = pair.access_expires_at
+    pair_sql.save_rotation(alias(), pair)
+    assert fields_of(TokenPair.objects.get(pk=pair.pk)) == fields_of(pair)

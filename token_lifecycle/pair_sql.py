@@ -1,0 +1,226 @@
+"""The statements of every issue and refresh, built once instead of compiled on each call.
+
+Every login and every refresh runs the same few statements on the pair
+table. The ORM compiles each afresh and converts every column of every row it
+reads (all of the principal's live pairs, to learn which to evict); in the
+profiles that was over half of a refresh (``make bench``, RESULTS §8). Here
+each statement is built once per database from ``TokenPair``'s metadata
+(names quoted by the backend, so ``db_table`` and ``db_column`` are
+honoured), parameters go through each field's ``get_db_prep_value`` and
+values read through the backend's and the field's converters, as the ORM
+would do them. Only the rows that are used are converted: the pair being
+refreshed in full, the others as ``(pk, issued_at)``.
+
+What it does not do: send ``pre_save``/``post_save`` for the pairs it writes
+(the app's own signals, :mod:`.signals`, report issues and refreshes).
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from django.core.exceptions import FieldDoesNotExist
+from django.db import connections, router
+from django.db.models.expressions import Col
+
+from .models import TokenPair
+
+
+class RefreshTokenOwner(NamedTuple):
+    """What the lookup of a refresh token tells before the principal is locked."""
+
+    pair_pk: Any
+    client_pk: int
+    user_pk: Any
+    scope: str
+    user_is_active: bool
+
+
+class LivePair(NamedTuple):
+    """A live pair of the principal, as much as the cap needs (``rules.pairs_to_evict``)."""
+
+    pk: Any
+    issued_at: datetime
+
+
+class _Statements:
+    """The SQL and converters for one database alias."""
+
+    def __init__(self, alias: str) -> None:
+        connection = connections[alias]
+        quote = connection.ops.quote_name
+        meta = TokenPair._meta
+        self.alias = alias
+        self.fields = meta.concrete_fields
+        self.attnames = [field.attname for field in self.fields]
+        table = quote(meta.db_table)
+        column = {field.attname: quote(field.column) for field in self.fields}
+        self._converters = {
+            field.attname: _converters(connection, meta.db_table, field) for field in self.fields
+        }
+
+        self._fields = {field.attname: field for field in self.fields}
+
+        user_meta = meta.get_field("user").related_model._meta
+        try:
+            is_active = user_meta.get_field("is_active")
+        except FieldDoesNotExist:
+            is_active = None
+        if is_active is not None and is_active.concrete:
+            user_table = quote(user_meta.db_table)
+            active = f"{user_table}.{quote(is_active.column)}"
+            join = (
+                f" INNER JOIN {user_table}"
+                f" ON {user_table}.{quote(user_meta.pk.column)} = {table}.{column['user_id']}"
+            )
+        else:  # a user model without the field is always active (as in Django's backends)
+            active, join = "1", ""
+        self.find_by_digest = (
+            f"SELECT {table}.{column['id']}, {table}.{column['client_id']},"
+            f" {table}.{column['user_id']}, {table}.{column['scope']}, {active}"
+            f" FROM {table}{join} WHERE {table}.{column['refresh_token_digest']} = %s"
+        )
+        # The principal's live pairs (rules.is_live, as an indexed range), oldest first.
+        live = (
+            f"{column['client_id']} = %s AND {column['user_id']} = %s"
+            f" AND {column['revoked_at']} IS NULL AND {column['live_until']} > %s"
+        )
+        order = f" ORDER BY {column['issued_at']}, {column['id']}"
+        self.live_pairs = (
+            f"SELECT {column['id']}, {column['issued_at']} FROM {table} WHERE {live}{order}"
+        )
+        # The same plus one pair, in full, whatever its state.
+        all_columns = ", ".join(column[name] for name in self.attnames)
+        self.live_pairs_and_one = (
+            f"SELECT {all_columns} FROM {table} WHERE ({live}) OR {column['id']} = %s{order}"
+        )
+        self.insert = (
+            f"INSERT INTO {table} ({all_columns})"
+            f" VALUES ({', '.join(['%s'] * len(self.attnames))})"
+        )
+        self.rotate = (
+            f"UPDATE {table} SET {column['rotated_at']} = %s,"
+            f" {column['refresh_grace_ends_at']} = %s, {column['live_until']} = %s"
+            f" WHERE {column['id']} = %s"
+        )
+        self._id_index = self.attnames.index("id")
+        self._issued_at_index = self.attnames.index("issued_at")
+
+    def to_db(self, attname: str, value):
+        return self._fields[attname].get_db_prep_value(
+            value, connections[self.alias], prepared=False
+        )
+
+    def from_db(self, attname: str, value):
+        for convert in self._converters[attname]:
+            value = convert(value)
+        return value
+
+
+def _converters(connection, table: str, field) -> list:
+    """The ORM's conversions of a value read for ``field`` (SQLCompiler.apply_converters)."""
+    expression = Col(table, field)
+    functions = connection.ops.get_db_converters(expression) + expression.get_db_converters(
+        connection
+    )
+    return [functools.partial(_apply, function, expression, connection) for function in functions]
+
+
+def _apply(function, expression, connection, value):
+    return function(value, expression, connection)
+
+
+@functools.cache
+def _statements_for(alias: str, vendor: str) -> _Statements:
+    return _Statements(alias)
+
+
+def _statements(alias: str) -> _Statements:
+    return _statements_for(alias, connections[alias].vendor)
+
+
+def _execute(alias: str, sql: str, params: list) -> list[tuple]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def find_by_refresh_digest(digest: str) -> RefreshTokenOwner | None:
+    """The pair holding this refresh-token digest, with its user's ``is_active``; no lock."""
+    alias = router.db_for_read(TokenPair)
+    sql = _statements(alias)
+    rows = _execute(alias, sql.find_by_digest, [sql.to_db("refresh_token_digest", digest)])
+    if not rows:
+        return None
+    pk, client_pk, user_pk, scope, active = rows[0]
+    return RefreshTokenOwner(
+        sql.from_db("id", pk),
+        sql.from_db("client_id", client_pk),
+        sql.from_db("user_id", user_pk),
+        scope,
+        bool(active),
+    )
+
+
+def live_pairs(alias: str, client_pk: int, user_pk, now: datetime) -> list[LivePair]:
+    """The principal's live pairs at ``now``, oldest first (ties by id)."""
+    sql = _statements(alias)
+    params = [
+        sql.to_db("client_id", client_pk),
+        sql.to_db("user_id", user_pk),
+        sql.to_db("live_until", now),
+    ]
+    return [
+        LivePair(sql.from_db("id", pk), sql.from_db("issued_at", issued_at))
+        for pk, issued_at in _execute(alias, sql.live_pairs, params)
+    ]
+
+
+def live_pairs_and_one(
+    alias: str, client_pk: int, user_pk, now: datetime, pair_pk
+) -> tuple[TokenPair | None, list[LivePair]]:
+    """``pair_pk`` in full (None if gone), and the principal's *other* live pairs, oldest first."""
+    sql = _statements(alias)
+    params = [
+        sql.to_db("client_id", client_pk),
+        sql.to_db("user_id", user_pk),
+        sql.to_db("live_until", now),
+        sql.to_db("id", pair_pk),
+    ]
+    found, others = None, []
+    for row in _execute(alias, sql.live_pairs_and_one, params):
+        pk = sql.from_db("id", row[sql._id_index])
+        if pk == pair_pk:
+            values = [
+                sql.from_db(name, value) for name, value in zip(sql.attnames, row, strict=True)
+            ]
+            found = TokenPair.from_db(alias, sql.attnames, values)
+        else:
+            others.append(LivePair(pk, sql.from_db("issued_at", row[sql._issued_at_index])))
+    return found, others
+
+
+def insert(alias: str, pair: TokenPair) -> None:
+    """``pair.save(force_insert=True)`` without the compile (and without model signals)."""
+    sql = _statements(alias)
+    connection = connections[alias]
+    params = [
+        field.get_db_prep_save(getattr(pair, field.attname), connection) for field in sql.fields
+    ]
+    _execute(alias, sql.insert, params)
+    pair._state.adding = False
+    pair._state.db = alias
+
+
+def save_rotation(alias: str, pair: TokenPair) -> None:
+    """Store the first use of ``pair``'s refresh token (rule 2): its grace end and liveness."""
+    sql = _statements(alias)
+    params = [
+        sql.to_db("rotated_at", pair.rotated_at),
+        sql.to_db("refresh_grace_ends_at", pair.refresh_grace_ends_at),
+        sql.to_db("live_until", pair.live_until),
+        sql.to_db("id", pair.pk),
+    ]
+    _execute(alias, sql.rotate, params)
