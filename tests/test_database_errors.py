@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.db import OperationalError
 
-from token_lifecycle import services, validation
+from token_lifecycle import pair_sql, services, validation
 
 
 def fail(*args, **kwargs):
@@ -36,7 +36,7 @@ def test_bearer_authentication_on_a_warm_cache_needs_no_database(pair, whoami, m
 
 @pytest.mark.parametrize("grant", ["refresh_token", "client_credentials"])
 def test_token_endpoint(pair, token_request, oauth_client, monkeypatch, grant):
-    monkeypatch.setattr(services, "lock_principal", fail)
+    monkeypatch.setattr(pair_sql, "_execute", fail)  # every statement on the pair table
     client, secret = oauth_client
     params = {"grant_type": grant, "refresh_token": pair["refresh_token"]}
     response = token_request(params, auth=(client.client_id, secret))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import router
+from django.db import connection, router, transaction
 
 from token_lifecycle import credentials, pair_sql, services
 from token_lifecycle.models import TokenPair
@@ -76,21 +76,78 @@ def test_live_pairs_are_the_orms_live_pairs_in_issue_order(oauth_client, user, m
 def test_the_refresh_token_lookup(oauth_client, user):
     client, _ = oauth_client
     issued = issue(client, user)
-    found = pair_sql.find_by_refresh_digest(credentials.digest(issued.refresh_token))
+    found = pair_sql.find_by_refresh_digest(alias(), credentials.digest(issued.refresh_token))
     assert found == (issued.pair.pk, client.pk, user.pk, issued.pair.scope, True)
     user.is_active = False
     user.save()
-    found = pair_sql.find_by_refresh_digest(credentials.digest(issued.refresh_token))
+    found = pair_sql.find_by_refresh_digest(alias(), credentials.digest(issued.refresh_token))
     assert found.user_is_active is False
-    assert pair_sql.find_by_refresh_digest(credentials.digest("rt_unknown")) is None
+    assert pair_sql.find_by_refresh_digest(alias(), credentials.digest("rt_unknown")) is None
+
+
+def first_use(pair: TokenPair, now) -> TokenPair:
+    """The parent's changes of a first refresh (values need not follow the rules here)."""
+    pair.rotated_at = now
+    pair.refresh_grace_ends_at = now + timedelta(hours=6)
+    pair.live_until = pair.access_expires_at + timedelta(days=1)
+    return pair
 
 
 def test_a_rotation_is_stored_as_the_orm_would(oauth_client, user):
     client, _ = oauth_client
-    pair = issue(client, user).pair
-    now = services.clock()
-    pair.rotated_at = now
-    pair.refresh_grace_ends_at = now + timedelta(hours=6)
-    pair.live_until = pair.access_expires_at
+    pair = first_use(issue(client, user).pair, services.clock())
     pair_sql.save_rotation(alias(), pair)
     assert fields_of(TokenPair.objects.get(pk=pair.pk)) == fields_of(pair)
+
+
+def test_a_child_and_its_parents_first_use_are_stored_together(oauth_client, user):
+    client, _ = oauth_client
+    now = services.clock()
+    parent = first_use(issue(client, user).pair, now)
+    child = TokenPair(
+        client=client,
+        user=user,
+        parent=parent,
+        family_id=parent.family_id,
+        refresh_token_digest=credentials.digest("rt_child"),
+        issued_at=now,
+        access_expires_at=now + timedelta(days=15),
+        refresh_expires_at=now + timedelta(days=30),
+        live_until=now + timedelta(days=30),
+    )
+    pair_sql.insert(alias(), child, rotated_parent=parent)
+    assert fields_of(TokenPair.objects.get(pk=parent.pk)) == fields_of(parent)
+    assert fields_of(TokenPair.objects.get(pk=child.pk)) == fields_of(child)
+    assert not child._state.adding
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_lookup_takes_the_same_locks_as_lock_principal(oauth_client, user):
+    """The lock names built in SQL from the row equal the ones services builds in Python."""
+    client, _ = oauth_client
+    issued = issue(client, user)
+    names = [
+        pair_sql.user_lock_name(user.pk),
+        pair_sql.principal_lock_name(client.pk, user.pk),
+    ]
+
+    def held_keys() -> set[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks"
+                " WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT hashtextextended(%s, 0), hashtextextended(%s, 0)", names)
+        expected = set(cursor.fetchone())
+    assert pair_sql.lookup_takes_locks(alias())
+    with transaction.atomic():
+        digest = credentials.digest(issued.refresh_token)
+        assert pair_sql.find_by_refresh_digest(alias(), digest, lock=True).user_pk == user.pk
+        assert held_keys() == expected
+    with transaction.atomic():
+        services.lock_principal(client.pk, user.pk)
+        assert held_keys() == expected

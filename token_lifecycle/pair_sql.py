@@ -11,6 +11,11 @@ values read through the backend's and the field's converters, as the ORM
 would do them. Only the rows that are used are converted: the pair being
 refreshed in full, the others as ``(pk, issued_at)``.
 
+On PostgreSQL two pairs of statements become one each, as every statement is
+a round trip: the token lookup also takes the principal's advisory locks
+(named here for both this module and ``services.lock_principal``), and the
+parent's first use is stored with its child's insert.
+
 What it does not do: send ``pre_save``/``post_save`` for the pairs it writes
 (the app's own signals, :mod:`.signals`, report issues and refreshes).
 """
@@ -22,7 +27,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db import connections, router
+from django.db import connections
 from django.db.models.expressions import Col
 
 from .models import TokenPair
@@ -77,11 +82,24 @@ class _Statements:
             )
         else:  # a user model without the field is always active (as in Django's backends)
             active, join = "1", ""
-        self.find_by_digest = (
-            f"SELECT {table}.{column['id']}, {table}.{column['client_id']},"
+        owner = (
+            f"{table}.{column['id']}, {table}.{column['client_id']},"
             f" {table}.{column['user_id']}, {table}.{column['scope']}, {active}"
-            f" FROM {table}{join} WHERE {table}.{column['refresh_token_digest']} = %s"
         )
+        where_digest = f" FROM {table}{join} WHERE {table}.{column['refresh_token_digest']} = %s"
+        self.find_by_digest = f"SELECT {owner}{where_digest}"
+        self.lookup_takes_locks = connection.vendor == "postgresql"
+        if self.lookup_takes_locks:
+            # services.lock_principal's two locks, named from the row (see *_lock_name).
+            client_col, user_col = f"{table}.{column['client_id']}", f"{table}.{column['user_id']}"
+            user_lock = f"'{_LOCK_PREFIX}user:' || {user_col}"
+            principal_lock = f"'{_LOCK_PREFIX}principal:' || {client_col} || ':' || {user_col}"
+            self.find_by_digest_and_lock = (
+                f"SELECT {owner},"
+                f" pg_advisory_xact_lock_shared(hashtextextended({user_lock}, 0)),"
+                f" pg_advisory_xact_lock(hashtextextended({principal_lock}, 0))"
+                f"{where_digest}"
+            )
         # The principal's live pairs (rules.is_live, as an indexed range), oldest first.
         live = (
             f"{column['client_id']} = %s AND {column['user_id']} = %s"
@@ -104,6 +122,13 @@ class _Statements:
             f"UPDATE {table} SET {column['rotated_at']} = %s,"
             f" {column['refresh_grace_ends_at']} = %s, {column['live_until']} = %s"
             f" WHERE {column['id']} = %s"
+        )
+        # PostgreSQL: the parent's first use and its child in one round trip
+        # (different rows, so the two changes cannot interfere).
+        self.rotate_and_insert = (
+            f"WITH rotated AS ({self.rotate}) {self.insert}"
+            if connection.vendor == "postgresql"
+            else None
         )
         self._id_index = self.attnames.index("id")
         self._issued_at_index = self.attnames.index("issued_at")
@@ -147,14 +172,38 @@ def _execute(alias: str, sql: str, params: list) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
-def find_by_refresh_digest(digest: str) -> RefreshTokenOwner | None:
-    """The pair holding this refresh-token digest, with its user's ``is_active``; no lock."""
-    alias = router.db_for_read(TokenPair)
+_LOCK_PREFIX = "token_lifecycle:"
+
+
+def user_lock_name(user_pk) -> str:
+    """Name of a user's advisory lock (PostgreSQL keys it with ``hashtextextended``)."""
+    return f"{_LOCK_PREFIX}user:{user_pk}"
+
+
+def principal_lock_name(client_pk, user_pk) -> str:
+    """Name of a (client, user) principal's advisory lock."""
+    return f"{_LOCK_PREFIX}principal:{client_pk}:{user_pk}"
+
+
+def lookup_takes_locks(alias: str) -> bool:
+    """Whether :func:`find_by_refresh_digest` can take the principal's locks (PostgreSQL)."""
+    return _statements(alias).lookup_takes_locks
+
+
+def find_by_refresh_digest(alias: str, digest: str, *, lock: bool = False):
+    """The pair holding this refresh-token digest, with its user's ``is_active``, or None.
+
+    With ``lock`` (only where :func:`lookup_takes_locks`, inside a transaction),
+    the same statement also takes the locks of ``services.lock_principal`` for
+    the pair's principal, waiting for them; the values returned were read
+    before that wait.
+    """
     sql = _statements(alias)
-    rows = _execute(alias, sql.find_by_digest, [sql.to_db("refresh_token_digest", digest)])
+    statement = sql.find_by_digest_and_lock if lock else sql.find_by_digest
+    rows = _execute(alias, statement, [sql.to_db("refresh_token_digest", digest)])
     if not rows:
         return None
-    pk, client_pk, user_pk, scope, active = rows[0]
+    pk, client_pk, user_pk, scope, active = rows[0][:5]
     return RefreshTokenOwner(
         sql.from_db("id", pk),
         sql.from_db("client_id", client_pk),
@@ -202,14 +251,24 @@ def live_pairs_and_one(
     return found, others
 
 
-def insert(alias: str, pair: TokenPair) -> None:
-    """``pair.save(force_insert=True)`` without the compile (and without model signals)."""
+def insert(alias: str, pair: TokenPair, *, rotated_parent: TokenPair | None = None) -> None:
+    """``pair.save(force_insert=True)`` without the compile (and without model signals).
+
+    With ``rotated_parent``, also store the parent's first use (:func:`save_rotation`),
+    in the same statement on PostgreSQL.
+    """
     sql = _statements(alias)
     connection = connections[alias]
     params = [
         field.get_db_prep_save(getattr(pair, field.attname), connection) for field in sql.fields
     ]
-    _execute(alias, sql.insert, params)
+    if rotated_parent is None:
+        _execute(alias, sql.insert, params)
+    elif sql.rotate_and_insert is not None:
+        _execute(alias, sql.rotate_and_insert, _rotation_params(sql, rotated_parent) + params)
+    else:
+        save_rotation(alias, rotated_parent)
+        _execute(alias, sql.insert, params)
     pair._state.adding = False
     pair._state.db = alias
 
@@ -217,10 +276,13 @@ def insert(alias: str, pair: TokenPair) -> None:
 def save_rotation(alias: str, pair: TokenPair) -> None:
     """Store the first use of ``pair``'s refresh token (rule 2): its grace end and liveness."""
     sql = _statements(alias)
-    params = [
+    _execute(alias, sql.rotate, _rotation_params(sql, pair))
+
+
+def _rotation_params(sql: _Statements, pair: TokenPair) -> list:
+    return [
         sql.to_db("rotated_at", pair.rotated_at),
         sql.to_db("refresh_grace_ends_at", pair.refresh_grace_ends_at),
         sql.to_db("live_until", pair.live_until),
         sql.to_db("id", pair.pk),
     ]
-    _execute(alias, sql.rotate, params)

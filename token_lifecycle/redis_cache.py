@@ -40,6 +40,7 @@ import contextlib
 import functools
 import logging
 import os
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -80,6 +81,8 @@ class NearCache:
         self._pending: dict[str, int] = {}  # key -> ticket of the read in flight
         self._next_ticket = 0
         self._connection = None
+        self._readable: Callable[[], bool] = lambda: False
+        self._maybe_buffered = False
         self._pid = None
         self._last_heard = 0.0
         self._ping_sent_at: float | None = None
@@ -154,10 +157,14 @@ class NearCache:
                 return False
             self._last_heard = now
             self._warned = False
+            self._readable = _readiness_check(self._connection)
+            self._maybe_buffered = True  # set-up replies may have brought a message along
         try:
             connection = self._connection
-            while connection.can_read(timeout=0):
-                self._receive(connection.read_response(), now)
+            if self._maybe_buffered or self._readable():
+                while connection.can_read(timeout=0):  # buffered bytes first, then the socket
+                    self._receive(connection.read_response(), now)
+                self._maybe_buffered = False
             if now - self._last_heard > PING_AFTER:
                 if self._ping_sent_at is None:
                     connection.send_command("PING")
@@ -207,6 +214,21 @@ class NearCache:
         self._entries.clear()
         self._pending.clear()
         self._retry_at = now + RETRY_AFTER if retry else 0.0
+
+
+def _readiness_check(connection) -> Callable[[], bool]:
+    """Whether the connection's socket has anything to read: one poll(2), no timeout juggling.
+
+    redis-py's ``can_read(0)`` sets and restores the socket timeout around a
+    ``recv``: three system calls on every request. After a drain its buffer is
+    empty, so the socket alone tells whether a message (or EOF) is waiting.
+    """
+    sock = getattr(connection, "_sock", None)
+    if sock is None or not hasattr(select, "poll"):
+        return lambda: connection.can_read(timeout=0)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI)  # errors and hang-ups always count
+    return lambda: bool(poller.poll(0))
 
 
 def tracking_connection(server: str, pool_options: dict, prefix: str):
@@ -357,6 +379,9 @@ def _present(keys: list[str], values: list) -> dict[str, bytes]:
 
 
 class RedisCache(DjangoRedisCache):
+    def validate_key(self, key) -> None:
+        """No memcached portability warnings: Redis takes any key (and they cost ~2 µs a key)."""
+
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         options = dict(self._options)

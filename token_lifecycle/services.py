@@ -13,7 +13,6 @@ for database work only. Signals are sent after commit (``on_commit``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 import uuid
 from collections.abc import Iterable
@@ -58,13 +57,6 @@ def _db_alias() -> str:
     return router.db_for_write(TokenPair)
 
 
-def _lock_key(*parts: object) -> int:
-    name = ":".join(["token_lifecycle", *map(str, parts)])
-    return int.from_bytes(
-        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
-    )
-
-
 def _lock_user_row(user_pk: int) -> None:
     """Other backends (MySQL, Oracle...): the user's row stands in for both locks."""
     user_model = TokenPair._meta.get_field("user").related_model
@@ -86,8 +78,12 @@ def lock_principal(client_pk: int, user_pk: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s)",
-                [_lock_key("user", user_pk), _lock_key("principal", client_pk, user_pk)],
+                "SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0)),"
+                " pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [
+                    pair_sql.user_lock_name(user_pk),
+                    pair_sql.principal_lock_name(client_pk, user_pk),
+                ],
             )
     elif connection.features.has_select_for_update:
         _lock_user_row(user_pk)
@@ -103,7 +99,10 @@ def lock_user(user_pk: int) -> None:
     connection = connections[_db_alias()]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key("user", user_pk)])
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [pair_sql.user_lock_name(user_pk)],
+            )
     elif connection.features.has_select_for_update:
         _lock_user_row(user_pk)
 
@@ -111,7 +110,16 @@ def lock_user(user_pk: int) -> None:
 # -- Issue and refresh --------------------------------------------------------
 
 
-def _new_pair(client: Client, user_pk: int, times: rules.PairTimes, *, scope: str, parent=None):
+def _new_pair(
+    client: Client,
+    user_pk: int,
+    times: rules.PairTimes,
+    *,
+    scope: str,
+    parent=None,
+    parent_rotated: bool = False,
+):
+    """Insert a pair; with ``parent_rotated``, also store the parent's first use."""
     refresh_token = credentials.new_refresh_token()
     pair = TokenPair(
         client=client,
@@ -126,7 +134,7 @@ def _new_pair(client: Client, user_pk: int, times: rules.PairTimes, *, scope: st
         live_until=times.live_until,
     )
     pair.family_id = parent.family_id if parent else pair.id
-    pair_sql.insert(_db_alias(), pair)
+    pair_sql.insert(_db_alias(), pair, rotated_parent=parent if parent_rotated else None)
     return pair, refresh_token
 
 
@@ -179,19 +187,22 @@ def refresh_pair(
     window revokes the family first (when reuse detection is on): that
     revocation commits even though the request fails.
     """
-    # Only what picks the lock; the pair itself is read again under it.
-    found = pair_sql.find_by_refresh_digest(credentials.digest(refresh_token))
-    if found is None or found.client_pk != client.pk:
-        # Another client's token is indistinguishable from an unknown one.
-        raise InvalidGrant("The refresh token is invalid.")
-    if not found.user_is_active:
-        raise InvalidGrant("The user account is inactive.")
-    granted_scope = narrow_scope(scope, found.scope)
+    digest = credentials.digest(refresh_token)
     policy = client.policy()
     signing_key()
     alias = _db_alias()
+    # Who holds the token picks the lock. On PostgreSQL the lookup takes it in
+    # the same statement, inside the transaction; elsewhere it runs first
+    # (SQLite's transaction is the database's one write lock: not for unknown
+    # tokens). The pair itself is read again under the lock.
+    lookup_locks = pair_sql.lookup_takes_locks(alias)
+    if not lookup_locks:
+        found, granted_scope = _refresh_token_owner(alias, digest, client, scope)
     with transaction.atomic(using=alias):
-        lock_principal(client.pk, found.user_pk)
+        if lookup_locks:
+            found, granted_scope = _refresh_token_owner(alias, digest, client, scope, lock=True)
+        else:
+            lock_principal(client.pk, found.user_pk)
         now = clock()
         pair, live_others = pair_sql.live_pairs_and_one(
             alias, client.pk, found.user_pk, now, found.pair_pk
@@ -202,17 +213,22 @@ def refresh_pair(
         if decision.outcome is RefreshOutcome.REUSED:
             _handle_reuse(pair, decision.revoke_family, now)
         elif decision.issues_pair:
-            if decision.outcome is RefreshOutcome.FIRST_USE:
+            first_use = decision.outcome is RefreshOutcome.FIRST_USE
+            if first_use:
                 pair.rotated_at = decision.rotated_at
                 pair.refresh_grace_ends_at = decision.refresh_grace_ends_at
                 pair.live_until = rules.live_until(pair)
-                pair_sql.save_rotation(alias, pair)
             # The refreshed pair counts against the cap while it is live.
             others = live_others + ([pair] if rules.is_live(pair, now) else [])
             others.sort(key=lambda row: (row.issued_at, row.pk))
             times = rules.new_pair_times(policy, now, pair.session_ends_at)
             child, new_refresh_token = _new_pair(
-                client, pair.user_id, times, scope=granted_scope, parent=pair
+                client,
+                pair.user_id,
+                times,
+                scope=granted_scope,
+                parent=pair,
+                parent_rotated=first_use,
             )
             transaction.on_commit(
                 lambda: signals.pair_refreshed.send(TokenPair, pair=child, parent=pair)
@@ -221,6 +237,19 @@ def refresh_pair(
     if not decision.issues_pair:
         raise InvalidGrant(decision.error_description)
     return _sign(child, new_refresh_token, client, issuer, now)
+
+
+def _refresh_token_owner(
+    alias: str, digest: str, client: Client, scope: str | None, *, lock: bool = False
+) -> tuple[pair_sql.RefreshTokenOwner, str]:
+    """Who holds the refresh token, and the scope the refresh may grant; or InvalidGrant."""
+    found = pair_sql.find_by_refresh_digest(alias, digest, lock=lock)
+    if found is None or found.client_pk != client.pk:
+        # Another client's token is indistinguishable from an unknown one.
+        raise InvalidGrant("The refresh token is invalid.")
+    if not found.user_is_active:
+        raise InvalidGrant("The user account is inactive.")
+    return found, narrow_scope(scope, found.scope)
 
 
 def _handle_reuse(pair: TokenPair, revoke_family: bool, now: datetime) -> None:
