@@ -100,25 +100,67 @@ def test_a_rotation_is_stored_as_the_orm_would(oauth_client, user):
     assert fields_of(TokenPair.objects.get(pk=pair.pk)) == fields_of(pair)
 
 
-def test_a_child_and_its_parents_first_use_are_stored_together(oauth_client, user):
-    client, _ = oauth_client
-    now = services.clock()
-    parent = first_use(issue(client, user).pair, now)
-    child = TokenPair(
-        client=client,
-        user=user,
+def child_of(parent: TokenPair, now, name: str = "rt_child") -> TokenPair:
+    return TokenPair(
+        client_id=parent.client_id,
+        user_id=parent.user_id,
         parent=parent,
         family_id=parent.family_id,
-        refresh_token_digest=credentials.digest("rt_child"),
+        refresh_token_digest=credentials.digest(name),
         issued_at=now,
         access_expires_at=now + timedelta(days=15),
         refresh_expires_at=now + timedelta(days=30),
         live_until=now + timedelta(days=30),
     )
-    pair_sql.insert(alias(), child, rotated_parent=parent)
+
+
+def test_a_child_and_its_parents_first_use_are_stored_together(oauth_client, user):
+    client, _ = oauth_client
+    now = services.clock()
+    parent = first_use(issue(client, user).pair, now)
+    child = child_of(parent, now)
+    assert pair_sql.insert(alias(), child, rotated_parent=parent) == []
     assert fields_of(TokenPair.objects.get(pk=parent.pk)) == fields_of(parent)
     assert fields_of(TokenPair.objects.get(pk=child.pk)) == fields_of(child)
     assert not child._state.adding
+
+
+def test_an_insert_evicts_and_reports_only_what_it_revoked(oauth_client, user):
+    client, _ = oauth_client
+    oldest, older, already_revoked, parent = (issue(client, user).pair for _ in range(4))
+    services.revoke_pair(already_revoked, "logout")
+    now = services.clock()
+    child = child_of(first_use(parent, now), now)
+    evicted = pair_sql.insert(
+        alias(),
+        child,
+        rotated_parent=parent,
+        evict=[oldest.pk, older.pk, already_revoked.pk],
+        revoked_at=now,
+        reason="evicted",
+    )
+    assert sorted(evicted) == sorted((pair.pk, client.pk, user.pk) for pair in (oldest, older))
+    rows = {pair.pk: pair for pair in TokenPair.objects.filter(client=client)}
+    assert rows[oldest.pk].revoke_reason == rows[older.pk].revoke_reason == "evicted"
+    assert rows[oldest.pk].revoked_at == now
+    assert rows[already_revoked.pk].revoke_reason == "logout"
+    assert fields_of(rows[parent.pk]) == fields_of(parent)
+    assert fields_of(rows[child.pk]) == fields_of(child)
+
+
+def test_a_parent_that_is_also_evicted_gets_both_changes(oauth_client, user):
+    """The one case the combined statement cannot take (two changes to one row)."""
+    client, _ = oauth_client
+    parent = issue(client, user).pair
+    now = services.clock()
+    child = child_of(first_use(parent, now), now)
+    evicted = pair_sql.insert(
+        alias(), child, rotated_parent=parent, evict=[parent.pk], revoked_at=now, reason="evicted"
+    )
+    assert evicted == [(parent.pk, client.pk, user.pk)]
+    stored = TokenPair.objects.get(pk=parent.pk)
+    assert (stored.rotated_at, stored.revoke_reason) == (now, "evicted")
+    assert TokenPair.objects.filter(pk=child.pk).exists()
 
 
 @pytest.mark.postgres

@@ -123,13 +123,18 @@ class _Statements:
             f" {column['refresh_grace_ends_at']} = %s, {column['live_until']} = %s"
             f" WHERE {column['id']} = %s"
         )
-        # PostgreSQL: the parent's first use and its child in one round trip
-        # (different rows, so the two changes cannot interfere).
-        self.rotate_and_insert = (
-            f"WITH rotated AS ({self.rotate}) {self.insert}"
-            if connection.vendor == "postgresql"
-            else None
+        # Revocation: the rows this statement changed, so that a pair revoked by
+        # two transactions at once is reported (and signalled) by one of them.
+        self.returning = connection.vendor in ("postgresql", "sqlite")
+        self.revoke = (
+            f"UPDATE {table} SET {column['revoked_at']} = %s, {column['revoke_reason']} = %s"
+            f" WHERE {column['revoked_at']} IS NULL AND {column['id']} IN "
         )
+        self.revoked_columns = (
+            f" RETURNING {column['id']}, {column['client_id']}, {column['user_id']}"
+        )
+        # PostgreSQL runs an issue's or a refresh's writes as one statement.
+        self.combines_writes = connection.vendor == "postgresql"
         self._id_index = self.attnames.index("id")
         self._issued_at_index = self.attnames.index("issued_at")
 
@@ -251,26 +256,102 @@ def live_pairs_and_one(
     return found, others
 
 
-def insert(alias: str, pair: TokenPair, *, rotated_parent: TokenPair | None = None) -> None:
-    """``pair.save(force_insert=True)`` without the compile (and without model signals).
+_REVOKE_BATCH = 500  # bounded IN lists (SQLite's variable limit)
 
-    With ``rotated_parent``, also store the parent's first use (:func:`save_rotation`),
-    in the same statement on PostgreSQL.
+
+def insert(
+    alias: str,
+    pair: TokenPair,
+    *,
+    rotated_parent: TokenPair | None = None,
+    evict: list = (),
+    revoked_at: datetime | None = None,
+    reason: str = "",
+) -> list[tuple]:
+    """Insert ``pair`` (``save(force_insert=True)`` without the compile and model signals).
+
+    With ``rotated_parent``, also store the parent's first use (:func:`save_rotation`);
+    with ``evict``, also revoke those pairs (:func:`mark_revoked`, whose rows it returns).
+    On PostgreSQL that is one statement, each write in its own ``WITH`` clause:
+    they touch different rows, except when the parent itself is evicted, which
+    runs as separate statements.
     """
     sql = _statements(alias)
     connection = connections[alias]
     params = [
         field.get_db_prep_save(getattr(pair, field.attname), connection) for field in sql.fields
     ]
-    if rotated_parent is None:
+    evict = list(evict)
+    combined = (
+        sql.combines_writes
+        and len(evict) <= _REVOKE_BATCH
+        and (rotated_parent is None or rotated_parent.pk not in evict)
+    )
+    if not combined:
+        if rotated_parent is not None:
+            save_rotation(alias, rotated_parent)
         _execute(alias, sql.insert, params)
-    elif sql.rotate_and_insert is not None:
-        _execute(alias, sql.rotate_and_insert, _rotation_params(sql, rotated_parent) + params)
+        revoked = mark_revoked(alias, evict, reason, revoked_at)
     else:
-        save_rotation(alias, rotated_parent)
-        _execute(alias, sql.insert, params)
+        clauses, all_params = [f"inserted AS ({sql.insert})"], params
+        if rotated_parent is not None:
+            clauses.insert(0, f"rotated AS ({sql.rotate})")
+            all_params = _rotation_params(sql, rotated_parent) + all_params
+        if evict:
+            revoke, revoke_params = _revoke_statement(sql, evict, reason, revoked_at)
+            clauses.append(f"evicted AS ({revoke})")
+            all_params = all_params + revoke_params
+            result = "SELECT * FROM evicted"
+        else:
+            result = "SELECT 1"
+        rows = _execute(alias, f"WITH {', '.join(clauses)} {result}", all_params)
+        revoked = _revoked_rows(sql, rows) if evict else []
     pair._state.adding = False
     pair._state.db = alias
+    return revoked
+
+
+def mark_revoked(alias: str, pair_ids, reason: str, now: datetime) -> list[tuple]:
+    """Revoke those of the pairs not revoked yet; return their ``(id, client_pk, user_pk)``.
+
+    PostgreSQL and SQLite do it with ``UPDATE ... RETURNING``; other databases
+    lock the rows, read them, then update them.
+    """
+    sql = _statements(alias)
+    pair_ids = list(pair_ids)
+    rows: list[tuple] = []
+    for start in range(0, len(pair_ids), _REVOKE_BATCH):
+        batch = pair_ids[start : start + _REVOKE_BATCH]
+        if not sql.returning:
+            pending = TokenPair.objects.using(alias).select_for_update()
+            found = pending.filter(pk__in=batch, revoked_at__isnull=True)
+            changed = list(found.values_list("pk", "client_id", "user_id"))
+            TokenPair.objects.using(alias).filter(pk__in=[row[0] for row in changed]).update(
+                revoked_at=now, revoke_reason=reason
+            )
+            rows += changed
+            continue
+        statement, params = _revoke_statement(sql, batch, reason, now)
+        rows += _revoked_rows(sql, _execute(alias, statement, params))
+    return rows
+
+
+def _revoke_statement(sql: _Statements, pair_ids: list, reason: str, now: datetime):
+    placeholders = ", ".join(["%s"] * len(pair_ids))
+    params = [sql.to_db("revoked_at", now), str(reason)]
+    params += [sql.to_db("id", pair_id) for pair_id in pair_ids]
+    return f"{sql.revoke}({placeholders}){sql.revoked_columns}", params
+
+
+def _revoked_rows(sql: _Statements, rows: list[tuple]) -> list[tuple]:
+    return [
+        (
+            sql.from_db("id", pk),
+            sql.from_db("client_id", client_pk),
+            sql.from_db("user_id", user_pk),
+        )
+        for pk, client_pk, user_pk in rows
+    ]
 
 
 def save_rotation(alias: str, pair: TokenPair) -> None:

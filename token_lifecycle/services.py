@@ -116,10 +116,18 @@ def _new_pair(
     times: rules.PairTimes,
     *,
     scope: str,
+    evict: list,
+    now: datetime,
     parent=None,
     parent_rotated: bool = False,
 ):
-    """Insert a pair; with ``parent_rotated``, also store the parent's first use."""
+    """Insert a pair and evict ``evict`` (rule 3); with ``parent_rotated``, store the
+    parent's first use too. One statement on PostgreSQL (see pair_sql.insert).
+
+    Returns the pair, its refresh token and the ``(id, client, user)`` of the
+    pairs evicted, for :func:`_after_revocation` once the caller's own signal is
+    registered (so that signals keep the order of events).
+    """
     refresh_token = credentials.new_refresh_token()
     pair = TokenPair(
         client=client,
@@ -134,14 +142,15 @@ def _new_pair(
         live_until=times.live_until,
     )
     pair.family_id = parent.family_id if parent else pair.id
-    pair_sql.insert(_db_alias(), pair, rotated_parent=parent if parent_rotated else None)
-    return pair, refresh_token
-
-
-def _evict(other_live_pairs: list, max_pairs: int, now: datetime) -> None:
-    evicted = rules.pairs_to_evict(other_live_pairs, max_pairs)
-    if evicted:
-        _revoke_ids([pair.pk for pair in evicted], RevokeReason.EVICTED, now)
+    evicted = pair_sql.insert(
+        _db_alias(),
+        pair,
+        rotated_parent=parent if parent_rotated else None,
+        evict=[other.pk for other in evict],
+        revoked_at=now,
+        reason=RevokeReason.EVICTED,
+    )
+    return pair, refresh_token, evicted
 
 
 def _sign(issued: TokenPair, refresh_token: str, client: Client, issuer: str, now: datetime):
@@ -170,11 +179,18 @@ def issue_pair(
         now = clock()
         others = pair_sql.live_pairs(_db_alias(), client.pk, user.pk, now)
         times = rules.new_pair_times(policy, now, rules.session_ends_at(policy, now))
-        pair, refresh_token = _new_pair(client, user.pk, times, scope=granted_scope)
+        pair, refresh_token, evicted = _new_pair(
+            client,
+            user.pk,
+            times,
+            scope=granted_scope,
+            evict=rules.pairs_to_evict(others, policy.max_pairs),
+            now=now,
+        )
         transaction.on_commit(
             lambda: signals.pair_issued.send(TokenPair, pair=pair, grant_type=grant_type)
         )
-        _evict(others, policy.max_pairs, now)
+        _after_revocation(evicted, RevokeReason.EVICTED)
     return _sign(pair, refresh_token, client, issuer, now)
 
 
@@ -222,18 +238,20 @@ def refresh_pair(
             others = live_others + ([pair] if rules.is_live(pair, now) else [])
             others.sort(key=lambda row: (row.issued_at, row.pk))
             times = rules.new_pair_times(policy, now, pair.session_ends_at)
-            child, new_refresh_token = _new_pair(
+            child, new_refresh_token, evicted = _new_pair(
                 client,
                 pair.user_id,
                 times,
                 scope=granted_scope,
+                evict=rules.pairs_to_evict(others, policy.max_pairs),
+                now=now,
                 parent=pair,
                 parent_rotated=first_use,
             )
             transaction.on_commit(
                 lambda: signals.pair_refreshed.send(TokenPair, pair=child, parent=pair)
             )
-            _evict(others, policy.max_pairs, now)
+            _after_revocation(evicted, RevokeReason.EVICTED)
     if not decision.issues_pair:
         raise InvalidGrant(decision.error_description)
     return _sign(child, new_refresh_token, client, issuer, now)
@@ -338,17 +356,15 @@ def pair_for_token(
 # -- Revocation ---------------------------------------------------------------
 
 
-_REVOKE_BATCH = 500
-
-
 def _revoke_ids(pair_ids: Iterable, reason: str, now: datetime) -> list:
     """Revoke the given pairs that are not revoked yet; signal each after commit."""
-    pair_ids = list(pair_ids)
-    if not pair_ids:
+    return _after_revocation(pair_sql.mark_revoked(_db_alias(), pair_ids, reason, now), reason)
+
+
+def _after_revocation(rows: list[tuple], reason: str) -> list:
+    """Tombstones and signals for the pairs a statement revoked, as ``(id, client, user)``."""
+    if not rows:
         return []
-    rows = []
-    for start in range(0, len(pair_ids), _REVOKE_BATCH):  # bounded IN lists (SQLite's limit)
-        rows += _mark_revoked(pair_ids[start : start + _REVOKE_BATCH], reason, now)
     revoked_ids = [row[0] for row in rows]
     # Before the commit, not after: a request that reads the pair from the
     # database meanwhile cannot cache it as valid over this tombstone. Should
@@ -364,42 +380,6 @@ def _revoke_ids(pair_ids: Iterable, reason: str, now: datetime) -> list:
 
     transaction.on_commit(send)
     return revoked_ids
-
-
-def _mark_revoked(pair_ids: list, reason: str, now: datetime) -> list[tuple]:
-    """Set ``revoked_at`` on those of the pairs not revoked yet; return their (id, client, user).
-
-    Only the rows this statement changed are returned, so a pair revoked by
-    two transactions at once is reported (and signalled) by one of them.
-    PostgreSQL and SQLite do it in one ``UPDATE ... RETURNING``; other
-    databases lock the rows, read them, then update them.
-    """
-    connection = connections[_db_alias()]
-    if connection.vendor not in ("postgresql", "sqlite"):
-        pending = TokenPair.objects.select_for_update().filter(
-            pk__in=pair_ids, revoked_at__isnull=True
-        )
-        rows = list(pending.values_list("pk", "client_id", "user_id"))
-        TokenPair.objects.filter(pk__in=[row[0] for row in rows]).update(
-            revoked_at=now, revoke_reason=reason
-        )
-        return rows
-    meta = TokenPair._meta
-    id_field, revoked_at = meta.pk, meta.get_field("revoked_at")
-    quote = connection.ops.quote_name
-    placeholders = ", ".join(["%s"] * len(pair_ids))
-    sql = (
-        f"UPDATE {quote(meta.db_table)} SET {quote('revoked_at')} = %s, "
-        f"{quote('revoke_reason')} = %s "
-        f"WHERE {quote('id')} IN ({placeholders}) AND {quote('revoked_at')} IS NULL "
-        f"RETURNING {quote('id')}, {quote('client_id')}, {quote('user_id')}"
-    )
-    params = [revoked_at.get_db_prep_value(now, connection), str(reason)]
-    params += [id_field.get_db_prep_value(pair_id, connection) for pair_id in pair_ids]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        returned = cursor.fetchall()
-    return [(id_field.to_python(pk), client_pk, user_pk) for pk, client_pk, user_pk in returned]
 
 
 def revoke_pair(pair: TokenPair, reason: str) -> bool:
