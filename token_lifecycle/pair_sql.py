@@ -11,10 +11,10 @@ values read through the backend's and the field's converters, as the ORM
 would do them. Only the rows that are used are converted: the pair being
 refreshed in full, the others as ``(pk, issued_at)``.
 
-On PostgreSQL two pairs of statements become one each, as every statement is
-a round trip: the token lookup also takes the principal's advisory locks
-(named here for both this module and ``services.lock_principal``), and the
-parent's first use is stored with its child's insert.
+On PostgreSQL, where every statement is a round trip, the token lookup also
+takes the principal's advisory locks (named here for both this module and
+``services.lock_principal``), and an issue's or a refresh's writes (the
+parent's first use, the new pair, the evictions) are one statement.
 
 What it does not do: send ``pre_save``/``post_save`` for the pairs it writes
 (the app's own signals, :mod:`.signals`, report issues and refreshes).
