@@ -133,8 +133,7 @@ class NearCache:
         """Drop entries this process has just written (``None``: all of them)."""
         with self._lock:
             if keys is None:
-                self._entries.clear()
-                self._pending.clear()
+                self._clear()
                 return
             for key in keys:
                 self._entries.pop(key, None)
@@ -197,13 +196,16 @@ class NearCache:
         elif kind == b"message" and message[1] == INVALIDATION_CHANNEL.encode():
             keys = message[2]
             if keys is None:  # FLUSHDB / FLUSHALL
-                self._entries.clear()
-                self._pending.clear()
+                self._clear()
                 return
             for raw_key in keys:
                 key = raw_key.decode("utf-8", "replace")
                 self._entries.pop(key, None)
                 self._pending.pop(key, None)
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._pending.clear()
 
     def _drop(self, now: float, retry: bool = True) -> None:
         if self._connection is not None:
@@ -211,8 +213,7 @@ class NearCache:
                 self._connection.disconnect()  # in a forked child, only closes its copy
         self._connection = None
         self._ping_sent_at = None
-        self._entries.clear()
-        self._pending.clear()
+        self._clear()
         self._retry_at = now + RETRY_AFTER if retry else 0.0
 
 

@@ -117,7 +117,6 @@ def _new_pair(
     *,
     scope: str,
     evict: list,
-    now: datetime,
     parent=None,
     parent_rotated: bool = False,
 ):
@@ -147,7 +146,7 @@ def _new_pair(
         pair,
         rotated_parent=parent if parent_rotated else None,
         evict=[other.pk for other in evict],
-        revoked_at=now,
+        revoked_at=times.issued_at,  # the request's instant
         reason=RevokeReason.EVICTED,
     )
     return pair, refresh_token, evicted
@@ -185,7 +184,6 @@ def issue_pair(
             times,
             scope=granted_scope,
             evict=rules.pairs_to_evict(others, policy.max_pairs),
-            now=now,
         )
         transaction.on_commit(
             lambda: signals.pair_issued.send(TokenPair, pair=pair, grant_type=grant_type)
@@ -244,7 +242,6 @@ def refresh_pair(
                 times,
                 scope=granted_scope,
                 evict=rules.pairs_to_evict(others, policy.max_pairs),
-                now=now,
                 parent=pair,
                 parent_rotated=first_use,
             )
