@@ -516,8 +516,9 @@ class Report:
             primitives = data.get("cache_primitives")
             if primitives:
                 self.add(
-                    f"**One validation-cache read, {title}** (the three entries our warm "
-                    f"path fetches)",
+                    f"**One validation-cache read, {title}** (the three entries a warm "
+                    f"request fetches from a shared cache; with local memory, a request "
+                    f"whose answer the process kept reads one key instead)",
                     "",
                     "| operation | median µs | min–max µs | CPU µs |",
                     "|---|--:|--:|--:|",

@@ -150,6 +150,29 @@ def oauth_client(make_client):
     return make_client()
 
 
+def bearer_authenticate(access_token: str):
+    """Run BearerTokenAuthentication on a ``GET /api/whoami/`` carrying the token."""
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from token_lifecycle.authentication import BearerTokenAuthentication
+
+    django_request = APIRequestFactory().get(
+        "/api/whoami/", HTTP_AUTHORIZATION=f"Bearer {access_token}"
+    )
+    return BearerTokenAuthentication().authenticate(Request(django_request))
+
+
+def bearer_refused(access_token: str) -> bool:
+    from rest_framework.exceptions import AuthenticationFailed
+
+    try:
+        bearer_authenticate(access_token)
+    except AuthenticationFailed:
+        return True
+    return False
+
+
 def basic_auth(client_id: str, secret: str) -> str:
     raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
     return "Basic " + base64.b64encode(raw).decode()

@@ -45,9 +45,12 @@ class ServiceUnavailable(exceptions.APIException):
 class AccessToken:
     """What ``request.auth`` holds for a request authenticated by an access token."""
 
-    pair_id: uuid.UUID
     client: Client
     claims: dict[str, Any]
+
+    @cached_property
+    def pair_id(self) -> uuid.UUID:
+        return uuid.UUID(self.claims["jti"])
 
     @property
     def client_id(self) -> str:
@@ -94,7 +97,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         now = clock()
         claims = decode_access_token_cached(token, issuer=issuer_for(request), now=now)
         user, client = validate_pair(claims, now)
-        return user, AccessToken(pair_id=uuid.UUID(claims["jti"]), client=client, claims=claims)
+        return user, AccessToken(client=client, claims=claims)
 
     def authenticate_header(self, request) -> str:
         error = getattr(request, "_bearer_error", None)
