@@ -7,6 +7,8 @@ they must not be used.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -14,10 +16,12 @@ from conftest import bearer_authenticate, bearer_refused
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.db import connection
 from django.test import override_settings
 from freezegun import freeze_time
 
 from token_lifecycle import local_answers, services
+from token_lifecycle.rules import RevokeReason
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
 LOCAL_MEMORY = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -145,3 +149,54 @@ def test_a_settings_change_starts_afresh(oauth_client, user, django_assert_num_q
     elsewhere = {"default": dict(LOCAL_MEMORY["default"], LOCATION="other")}
     with override_settings(CACHES=elsewhere), django_assert_num_queries(1):
         bearer_authenticate(issued.access_token)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_never_accept_a_pair_after_its_revocation_returned(make_client, make_user):
+    """Request threads of one process keep authenticating while pairs are revoked.
+
+    A request that starts after ``revoke_pair`` returned must be refused, whether
+    its answer came from the database, the cache entries or a kept answer.
+    """
+    client, _ = make_client()
+    pairs = [issue(client, make_user(f"user{index}")) for index in range(12)]
+    revoked_at: dict[str, float] = {}  # pair id -> when revoke_pair returned
+    seen: list[tuple[str, float, bool]] = []  # (pair id, started, accepted)
+    stop = threading.Event()
+
+    def request_thread(offset: int) -> None:
+        try:
+            while not stop.is_set():
+                for issued in pairs[offset:] + pairs[:offset]:
+                    started = time.monotonic()
+                    seen.append(
+                        (str(issued.pair.pk), started, not bearer_refused(issued.access_token))
+                    )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request_thread, args=(i * 3,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for issued in pairs:
+            time.sleep(0.02)
+            services.revoke_pair(issued.pair, RevokeReason.ADMIN)
+            revoked_at[str(issued.pair.pk)] = time.monotonic()
+        time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    late = [
+        (pair_id, started)
+        for pair_id, started, accepted in seen
+        if accepted and started > revoked_at[pair_id]
+    ]
+    refused_late = sum(
+        1 for pair_id, started, accepted in seen if not accepted and started > revoked_at[pair_id]
+    )
+    accepted_before = sum(1 for pair_id, started, accepted in seen if accepted)
+    assert late == []
+    assert refused_late > 20 and accepted_before > 20  # the race was really run
