@@ -67,7 +67,9 @@ class RowCodec:
 
     def decode(self, value: Any) -> models.Model | None:
         """A new instance from a cache value, or None if it is not one of this layout."""
-        decoded = self._decoded.get(value) if type(value) is bytes else None
+        if type(value) is not bytes:
+            return None
+        decoded = self._decoded.get(value)
         if decoded is None:
             decoded = self._decode(value)
             if decoded is None:
@@ -84,9 +86,7 @@ class RowCodec:
         instance.__dict__.update(fields)
         return instance
 
-    def _decode(self, value: Any):
-        if type(value) is not bytes:
-            return None
+    def _decode(self, value: bytes):
         try:
             layout, db, values = pickle.loads(value)
         except Exception:

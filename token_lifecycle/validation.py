@@ -84,8 +84,18 @@ def _cache():
     return caches[settings.cache_alias]
 
 
+def _local() -> local_answers.LocalAnswers | None:
+    return local_answers.answers_for(lifecycle_settings().cache_alias, _EPOCH_KEY)
+
+
+def _cached_until() -> float:
+    """When an entry written now leaves the cache; taken before the write, so never later."""
+    return time.time() + lifecycle_settings().validation_cache_seconds
+
+
 @lru_cache(maxsize=1)
 def _user_codec() -> RowCodec:
+    # get_user_model() looks the model up in the app registry on every call.
     return codec_for(get_user_model())
 
 
@@ -98,7 +108,7 @@ def validate_pair(claims: dict[str, Any], now: datetime):
     settings = lifecycle_settings()
     if settings.validation_cache_seconds == 0:
         return _validate_from_database(claims["jti"], claims, now, None)
-    local = local_answers.answers_for(settings.cache_alias, _EPOCH_KEY)
+    local = _local()
     if local is not None:
         try:
             answer = local.get(claims["jti"])
@@ -180,8 +190,7 @@ def _validate_from_database(pair_id: str, claims: dict[str, Any], now: datetime,
     # field is loaded only if read. (The client's secret digest may: it is the
     # SHA-256 of 256 random bits, which can be neither reversed nor presented.)
     pairs = TokenPair.objects.select_related("client", "user").defer("user__password")
-    # Taken before the entries are added: never later than the cache's own expiry.
-    cached_until = time.time() + lifecycle_settings().validation_cache_seconds
+    cached_until = _cached_until()
     try:
         pair = pairs.get(pk=uuid.UUID(pair_id))
     except (ValueError, TokenPair.DoesNotExist):
@@ -194,8 +203,7 @@ def _validate_from_database(pair_id: str, claims: dict[str, Any], now: datetime,
 
 def _row_entry(instance) -> tuple[float, bytes]:
     """A user's or client's entry: when it expires from the cache, and its row."""
-    cached_until = time.time() + lifecycle_settings().validation_cache_seconds
-    return cached_until, codec_for(type(instance)).encode(instance)
+    return _cached_until(), codec_for(type(instance)).encode(instance)
 
 
 def _fill(cache, pair_id: str, state, user, client: Client) -> None:
@@ -257,21 +265,17 @@ def forget_pairs(pair_ids) -> None:
     except Exception:
         logger.warning("Validation cache unavailable; revocation not cached.", exc_info=True)
     # After the write, so a read that overlapped it is not kept (local_answers.py).
-    local = local_answers.answers_for(lifecycle_settings().cache_alias, _EPOCH_KEY)
+    local = _local()
     if local is not None:
         local.forget_pairs([str(pair_id) for pair_id in pair_ids])
 
 
 def forget_user(user_pk) -> None:
-    _forget(_user_key(user_pk))
+    _delete([_user_key(user_pk)])
 
 
 def forget_client(client_id: str) -> None:
-    _forget(_client_key(client_id))
-
-
-def _forget(key: str) -> None:
-    _delete([key])
+    _delete([_client_key(client_id)])
 
 
 def _delete(keys: list[str]) -> None:
@@ -282,7 +286,7 @@ def _delete(keys: list[str]) -> None:
         cache.delete_many(keys)
     except Exception:
         logger.warning("Validation cache unavailable; %s not dropped.", keys, exc_info=True)
-    local = local_answers.answers_for(lifecycle_settings().cache_alias, _EPOCH_KEY)
+    local = _local()
     if local is not None:
         local.forget_all()  # a user or client row: any answer may hold it
 
