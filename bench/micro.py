@@ -63,6 +63,29 @@ STACK = os.environ.get("BENCH_STACK", "sqlite-locmem")
 FORM = "application/x-www-form-urlencoded"
 
 
+def _stock_redis_bearer():
+    """Ours with its validation cache on Django's stock ``RedisCache`` (the ``stock`` alias).
+
+    Swaps the cache module's alias lookup for the call: a benchmark-only use
+    of a private name, so that both backends run in one process and one run.
+    """
+    from django.core.cache import caches
+
+    from token_lifecycle import cache
+    from token_lifecycle.authentication import BearerTokenAuthentication
+
+    class StockRedisBearer(BearerTokenAuthentication):
+        def get_user(self, claims):
+            own = cache._cache
+            cache._cache = lambda: caches["stock"]
+            try:
+                return super().get_user(claims)
+            finally:
+                cache._cache = own
+
+    return StockRedisBearer()
+
+
 def basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
@@ -71,6 +94,7 @@ class AuthBench:
     """authenticate() of every package, for alice, with the same request shape."""
 
     def __init__(self, fixtures) -> None:
+        from django.conf import settings
         from fixtures import dot_tokens, knox_token, ours_pair, simplejwt_tokens
         from knox.auth import TokenAuthentication
         from oauth2_provider.contrib.rest_framework import OAuth2Authentication
@@ -81,7 +105,7 @@ class AuthBench:
         )
 
         from token_lifecycle.authentication import BearerTokenAuthentication
-        from token_lifecycle.tokens import issuer_for
+        from token_lifecycle.issuer import issuer_for
 
         self.factory = APIRequestFactory()
         self.fixtures = fixtures
@@ -101,6 +125,11 @@ class AuthBench:
             "dot": (OAuth2Authentication(), f"Bearer {dot_access}"),
             "knox": (TokenAuthentication(), f"Token {knox_token(self.alice)}"),
         }
+        if "stock" in settings.CACHES:
+            self.packages["ours-stock-redis"] = (
+                _stock_redis_bearer(),
+                f"Bearer {self.ours_issued.access_token}",
+            )
 
     def request(self, header: str):
         from rest_framework.request import Request
@@ -361,7 +390,7 @@ class EndpointBench:
         from django.contrib.auth import get_user_model
         from fixtures import dot_tokens, ours_pair, simplejwt_tokens
 
-        from token_lifecycle.tokens import issuer_for
+        from token_lifecycle.issuer import issuer_for
 
         bob = self.fixtures.user("bob")
         dave, _ = get_user_model().objects.get_or_create(username="dave")
@@ -436,7 +465,7 @@ class EndpointBench:
         from common import PASSWORD
         from fixtures import ours_pair
 
-        from token_lifecycle.tokens import issuer_for
+        from token_lifecycle.issuer import issuer_for
 
         carol = self.fixtures.user("carol")
         issuer = issuer_for(self.factory.get("/"))
@@ -526,11 +555,11 @@ def cache_primitives(auth_bench: AuthBench, rounds: int) -> dict:
     operation (``RedisCacheClient.get_client``), and redis-py builds its table
     of response callbacks in each; the same MGET through one reused client
     shows what that costs. Uses private names of Django and of
-    token_lifecycle.validation, so it is skipped (``{}``) if they change.
+    token_lifecycle.cache, so it is skipped (``{}``) if they change.
     """
     from django.core.cache import caches
 
-    from token_lifecycle import validation
+    from token_lifecycle import cache as validation
     from token_lifecycle.conf import lifecycle_settings
 
     try:
@@ -591,8 +620,11 @@ class RequestBench:
 
         self.handler = WSGIHandler()
         self.factory = RequestFactory()
+        # Each package's whoami view (bench_project/urls.py); the stock-Redis variant has none.
         self.headers = {"allowany": ""} | {
-            name: header for name, (_, header) in auth_bench.packages.items()
+            name: header
+            for name, (_, header) in auth_bench.packages.items()
+            if name != "ours-stock-redis"
         }
 
     def environ(self, name: str) -> dict:

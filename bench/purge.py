@@ -289,7 +289,7 @@ def child_explain(package: str) -> dict:
     from django.db import connection, transaction
 
     from token_lifecycle import purge
-    from token_lifecycle.services import clock
+    from token_lifecycle.clock import now as clock
 
     size = purge.DEFAULT_BATCH_SIZE
     rows = purge.purgeable_pairs(clock() - timedelta(days=7))

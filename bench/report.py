@@ -2,9 +2,10 @@
 
 ``python bench/report.py RESULTS_DIR`` rewrites both from the JSON files a
 run left in its work directory (run.py prints where), without measuring
-again. The targets are those of the issue "Performance: a per-request path
-faster than the peers while still honouring revocation"; each is judged on
-the medians of this run and its gap printed.
+again. The targets are the performance guard of the architecture issue
+("One shape before the app grows"), and the DOT ratios of the earlier
+performance issue; each is judged on the medians of this run and its gap
+printed.
 """
 
 # The report is Markdown for people: its typographic signs are meant.
@@ -20,6 +21,7 @@ from common import BENCH_DIR, STACKS
 
 PEERS = {
     "ours": "**token_lifecycle** `BearerTokenAuthentication`",
+    "ours-stock-redis": "token_lifecycle, validation cache on Django's stock `RedisCache`",
     "simplejwt": "simplejwt `JWTAuthentication` (RS256)",
     "simplejwt-stateless": "simplejwt `JWTStatelessUserAuthentication` (RS256)",
     "dot": "DOT `OAuth2Authentication`",
@@ -28,6 +30,7 @@ PEERS = {
 }
 SHORT = {
     "ours": "ours",
+    "ours-stock-redis": "ours, stock RedisCache",
     "simplejwt": "simplejwt",
     "simplejwt-stateless": "simplejwt stateless",
     "dot": "DOT",
@@ -146,25 +149,24 @@ class Report:
                 "authenticate() warm: 0 queries", title, warm["ours"]["queries"]["max"], 0
             )
             sj, stateless = warm["simplejwt"]["median"], warm["simplejwt-stateless"]["median"]
-            if stack == "sqlite-locmem":
-                self.judge("authenticate() ≤ 0.35× simplejwt", title, ours / sj, 0.35, "max")
+            # The guard of the architecture issue: clarity may cost microseconds, this much.
+            limit = 0.5 if stack == "sqlite-locmem" else 1.0
+            self.judge(
+                f"authenticate() ≤ {limit:g}× simplejwt stateless",
+                title,
+                ours / stateless,
+                limit,
+                "max",
+            )
+            targets = {"simplejwt-stateless": limit}
+            if "ours-stock-redis" in warm:
                 self.judge(
-                    "authenticate() ≤ 1.6× simplejwt stateless",
+                    "authenticate() on Django's stock RedisCache ≤ 0.5× simplejwt",
                     title,
-                    ours / stateless,
-                    1.6,
-                    "max",
-                )
-                targets = {"simplejwt": 0.35, "simplejwt-stateless": 1.6}
-            else:
-                self.judge(
-                    "authenticate() with Redis ≤ 0.5× simplejwt on PostgreSQL",
-                    title,
-                    ours / sj,
+                    warm["ours-stock-redis"]["median"] / sj,
                     0.5,
                     "max",
                 )
-                targets = {"simplejwt": 0.5}
             for name in ("simplejwt", "simplejwt-stateless", "dot", "knox"):
                 self.bars.append(
                     (
@@ -280,7 +282,7 @@ class Report:
             for variant in ("at the cap", "below the cap"):
                 row = refresh[f"ours refresh (confidential client, {variant})"]
                 self.judge(
-                    f"refresh ({variant}) ≤ 0.5× simplejwt", title, row["median"] / sj, 0.5, "max"
+                    f"refresh ({variant}) ≤ 0.6× simplejwt", title, row["median"] / sj, 0.6, "max"
                 )
                 self.judge(
                     f"refresh ({variant}) ≤ 0.3× DOT confidential",
@@ -297,8 +299,8 @@ class Report:
             below = refresh["ours refresh (confidential client, below the cap)"]["median"]
             short = STACK_SHORT[stack]
             self.bars += [
-                ("refresh", f"vs simplejwt, at the cap ({short})", at_cap / sj, 0.5),
-                ("refresh", f"vs simplejwt, below the cap ({short})", below / sj, 0.5),
+                ("refresh", f"vs simplejwt, at the cap ({short})", at_cap / sj, 0.6),
+                ("refresh", f"vs simplejwt, below the cap ({short})", below / sj, 0.6),
                 ("refresh", f"vs DOT confid., at the cap ({short})", at_cap / dot, 0.3),
                 (
                     "refresh",
@@ -356,8 +358,15 @@ class Report:
                     f"| {row['min']:,.0f}–{row['max']:,.0f} | {ratio(row['median'], base)} "
                     f"| {mine} | {cpu:,.0f} | {ratio(base_cpu, cpu)} | {row['non_2xx']} |"
                 )
-            limit = 0.85 if stack == "sqlite-locmem" else 0.7
+            limit = 0.8
             self.judge(f"HTTP req/s ≥ {limit}× AllowAny", title, ours / base, limit, "min")
+            self.judge(
+                "HTTP req/s ≥ 1.0× simplejwt stateless",
+                title,
+                ours / views["simplejwt-stateless"]["median"],
+                1.0,
+                "min",
+            )
             self.judge(
                 f"(same, by server CPU per request ≥ {limit}×)",
                 title,

@@ -494,7 +494,7 @@ class Admin:
         Half the time on a pair a partner is using (then presented again at once),
         half the time on any live pair of the load.
         """
-        from token_lifecycle import services
+        from token_lifecycle import clock, services
         from token_lifecycle.models import TokenPair
         from token_lifecycle.rules import RevokeReason
 
@@ -502,7 +502,7 @@ class Admin:
         if held is not None:
             pair = TokenPair.objects.filter(pk=held.jti).first()
         else:
-            live = TokenPair.objects.live(services.clock())
+            live = TokenPair.objects.live(clock.now())
             pair = live.filter(client_id__in=self.load_client_pks).order_by("?").first()
         if pair is not None:
             action.ok = services.revoke_pair(pair, RevokeReason.ADMIN)

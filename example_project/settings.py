@@ -90,7 +90,7 @@ if OPENAPI:
         "SERVE_INCLUDE_SCHEMA": False,  # /api/schema/ itself is not part of the API
     }
 
-# The defaults of SPEC §2, written out so the example shows every knob.
+# The defaults of docs/lifecycle.md, written out so the example shows every knob.
 TOKEN_LIFECYCLE = {
     "ACCESS_TOKEN_LIFETIME": timedelta(days=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=30),

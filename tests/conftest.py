@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.db import connection
 
-from token_lifecycle import keys, signals, tokens
+from token_lifecycle import keys, signals
 from token_lifecycle.models import Client
 
 PASSWORD = "correct horse battery staple"
@@ -105,7 +105,7 @@ def _fresh_caches():
 
     def clear() -> None:
         keys.clear_cache()
-        tokens._verified.clear()
+        keys.access_tokens._verified.clear()
         for cache in caches.all():
             cache.clear()
 

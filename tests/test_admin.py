@@ -11,7 +11,7 @@
 - No page ever shows a refresh token, a secret, a digest or a private key.
 
 The status and timeline rules are also tested as pure functions
-(``token_lifecycle.status``, ``token_lifecycle.timeline``).
+(``token_lifecycle.admin.status``, ``token_lifecycle.admin.timeline``).
 """
 
 from __future__ import annotations
@@ -32,11 +32,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from freezegun import freeze_time
 
-from token_lifecycle import credentials, keys, rules, services
-from token_lifecycle.admin import format_duration
-from token_lifecycle.models import Client, SigningKey, TokenPair
-from token_lifecycle.rules import RevokeReason
-from token_lifecycle.status import (
+from token_lifecycle import clock, credentials, keys, rules, services
+from token_lifecycle.admin.formats import format_duration
+from token_lifecycle.admin.status import (
     KeyStatus,
     PairStatus,
     current_pair_ids,
@@ -45,7 +43,7 @@ from token_lifecycle.status import (
     status_q,
     with_status,
 )
-from token_lifecycle.timeline import (
+from token_lifecycle.admin.timeline import (
     MIN_BAR_WIDTH,
     ROW_LIMIT,
     BarKind,
@@ -53,6 +51,8 @@ from token_lifecycle.timeline import (
     tick_step,
     validity_periods,
 )
+from token_lifecycle.models import Client, SigningKey, TokenPair
+from token_lifecycle.rules import RevokeReason
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=timezone.utc)
 SECOND = timedelta(seconds=1)
@@ -455,7 +455,7 @@ def test_durations_read_as_an_operator_says_them():
 @pytest.mark.django_db
 class TestClientChangelist:
     def test_live_pair_counts_and_overrides(self, admin_client, make_client, make_user):
-        now = services.clock()
+        now = clock.now()
         busy, _ = make_client("Busy", access_token_lifetime=HOUR, max_pairs_per_client=3)
         quiet, _ = make_client("Quiet")
         alice = make_user("alice")
@@ -472,7 +472,7 @@ class TestClientChangelist:
     def test_no_query_per_row(
         self, admin_client, make_client, make_user, django_assert_max_num_queries
     ):
-        now = services.clock()
+        now = clock.now()
         alice = make_user("alice")
         client, _ = make_client("first")
         add_pair(client, alice, now)
@@ -708,7 +708,7 @@ class TestClientTimeline:
 
     def test_recently_expired_pairs_are_drawn_greyed(self, admin_client, make_client, make_user):
         client, _ = make_client()
-        now = services.clock()
+        now = clock.now()
         expired = add_pair(client, make_user("alice"), now - 31 * DAY)  # ended a day ago
         page = admin_client.get(change_url(client)).content.decode()
         assert f'data-pair-id="{expired.pk}" data-status="expired"' in page
@@ -719,7 +719,7 @@ class TestClientTimeline:
     ):
         client, _ = make_client()
         alice = make_user("alice")
-        now = services.clock()
+        now = clock.now()
         add_pair(client, alice, now - 2 * DAY)
         admin_client.get(change_url(client))
         few = count_queries(lambda: admin_client.get(change_url(client)))
@@ -778,7 +778,7 @@ class TestPairChangelist:
     def test_no_query_per_row(
         self, admin_client, make_client, make_user, django_assert_max_num_queries
     ):
-        now = services.clock()
+        now = clock.now()
         client, _ = make_client()
         alice = make_user("alice")
         add_pair(client, alice, now)

@@ -21,7 +21,7 @@ from conftest import CHROMIUM, PASSWORD
 from django.db import connections
 from test_admin import add_pair
 
-from token_lifecycle import services
+from token_lifecycle import clock
 from token_lifecycle.models import Client, TokenPair
 from token_lifecycle.rules import RevokeReason
 
@@ -184,7 +184,7 @@ def build_demo(make_user, now: datetime) -> Demo:
 
 def test_operator_revokes_a_pair_from_the_timeline_to_the_api(page, live_server, make_user):
     make_user("admin", is_staff=True, is_superuser=True)
-    demo = build_demo(make_user, services.clock())
+    demo = build_demo(make_user, clock.now())
     make_user("frank")
     api = page.context.request
 

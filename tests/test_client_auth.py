@@ -110,7 +110,8 @@ class ScriptedServer:
             token = form["refresh_token"][0]
             self.refresh_tokens_used.append(token)
             if self.refresh.get(token, float("-inf")) <= self.clock.now:
-                return _invalid_grant("The refresh token is invalid.")
+                refusal = invalid_grant("The refresh token is invalid.", "invalid")
+                return httpx.Response(400, json=refusal)
         return httpx.Response(200, json=self.issue())
 
     def issue(self) -> dict:
@@ -141,8 +142,9 @@ class ScriptedServer:
         return httpx.Response(200, json={"token": token})
 
 
-def _invalid_grant(description: str) -> httpx.Response:
-    return httpx.Response(400, json={"error": "invalid_grant", "error_description": description})
+def invalid_grant(description: str, reason: str) -> dict[str, str]:
+    """The server's refusal of a refresh: the class is chosen by ``reason``."""
+    return {"error": "invalid_grant", "error_description": description, "reason": reason}
 
 
 class UnlockedStore(MemoryTokenStore):
@@ -481,21 +483,24 @@ def test_revoke_logs_out_every_worker_of_the_store(server, make_auth):
 # -- Exceptions -----------------------------------------------------------------------
 
 REFRESH_REFUSALS = [
-    ("The refresh token has been revoked.", RefreshTokenRevoked),
-    ("The session has reached its maximum lifetime.", SessionEnded),
-    ("The refresh token has expired.", RefreshTokenExpired),
+    ("revoked", "The refresh token has been revoked.", RefreshTokenRevoked),
+    ("session_ended", "The session has reached its maximum lifetime.", SessionEnded),
+    ("expired", "The refresh token has expired.", RefreshTokenExpired),
     (
+        "reuse_detected",
         "The refresh token was already used and its grace window has ended.",
         RefreshTokenReused,
     ),
-    ("The refresh token is invalid.", RefreshTokenRejected),
-    ("The user account is inactive.", RefreshTokenRejected),
+    ("invalid", "The refresh token is invalid.", RefreshTokenRejected),
+    ("user_inactive", "The user account is inactive.", RefreshTokenRejected),
 ]
 
 
-@pytest.mark.parametrize(("description", "error_class"), REFRESH_REFUSALS)
-def test_refresh_refusals_map_to_classes(description, error_class):
-    error = error_for_response(400, "invalid_grant", description, grant_type="refresh_token")
+@pytest.mark.parametrize(("reason", "description", "error_class"), REFRESH_REFUSALS)
+def test_refresh_refusals_map_to_classes(reason, description, error_class):
+    error = error_for_response(
+        400, "invalid_grant", description, grant_type="refresh_token", reason=reason
+    )
     assert type(error) is error_class
     assert isinstance(error, ReauthenticationRequired)
     assert (error.error, error.description, error.status_code) == (
@@ -525,16 +530,16 @@ def test_other_refusals_map_to_classes(status, error, grant_type, error_class):
     assert isinstance(mapped, ReauthenticationRequired) is is_terminal
 
 
-@pytest.mark.parametrize(("description", "error_class"), REFRESH_REFUSALS)
+@pytest.mark.parametrize(("reason", "description", "error_class"), REFRESH_REFUSALS)
 def test_a_refused_refresh_reaches_the_caller_without_auto_reauthentication(
-    server, make_auth, clock, description, error_class
+    server, make_auth, clock, reason, description, error_class
 ):
     store = MemoryTokenStore()
     auth = make_auth(store=store, auto_reauthenticate=False)
     with api_client(server, auth) as api:
         api.get(API_URL)
         clock.now = T0 + ACCESS_LIFETIME
-        server.answers.append((400, {"error": "invalid_grant", "error_description": description}))
+        server.answers.append((400, invalid_grant(description, reason)))
         with pytest.raises(error_class) as raised:
             api.get(API_URL)
     assert raised.value.description == description
@@ -546,7 +551,7 @@ def test_client_credentials_log_in_again_once(server, make_auth, clock):
     with api_client(server, make_auth()) as api:
         api.get(API_URL)
         clock.now = T0 + ACCESS_LIFETIME
-        server.answers.append((400, {"error": "invalid_grant", "error_description": "revoked"}))
+        server.answers.append((400, invalid_grant("revoked", "revoked")))
         assert api_token(api.get(API_URL)) == "at-2"
     assert server.calls["client_credentials"] == 2
     assert server.calls["refresh_token"] == 1
@@ -562,7 +567,7 @@ def test_a_password_callback_logs_in_again(server, make_auth, clock):
     auth = make_auth(grant=PasswordGrant("alice", password))
     auth.tokens()
     clock.now = T0 + ACCESS_LIFETIME
-    server.answers.append((400, {"error": "invalid_grant", "error_description": "expired"}))
+    server.answers.append((400, invalid_grant("expired", "expired")))
     assert auth.tokens().access_token == "at-2"
     assert len(prompts) == 2
     assert server.calls["password"] == 2
@@ -573,7 +578,7 @@ def test_without_a_password_the_refusal_reaches_the_caller(server, make_auth, cl
     auth = make_auth(grant=PasswordGrant("alice", lambda: next(passwords, None)))
     auth.tokens()
     clock.now = T0 + ACCESS_LIFETIME
-    server.answers.append((400, {"error": "invalid_grant", "error_description": "revoked"}))
+    server.answers.append((400, invalid_grant("revoked", "revoked")))
     with pytest.raises(RefreshTokenRevoked):
         auth.tokens()
     with pytest.raises(LoginRequired):  # nothing left to renew, nobody to ask
@@ -585,10 +590,7 @@ def test_a_failed_relogin_is_raised_with_the_refusal_as_cause(server, make_auth,
     auth.tokens()
     clock.now = T0 + ACCESS_LIFETIME
     server.answers += [
-        (
-            400,
-            {"error": "invalid_grant", "error_description": "The refresh token has been revoked."},
-        ),
+        (400, invalid_grant("The refresh token has been revoked.", "revoked")),
         (400, {"error": "invalid_grant", "error_description": "Invalid username or password."}),
     ]
     with pytest.raises(InvalidCredentials) as raised:

@@ -2,8 +2,8 @@
 
 Each terminal case is produced for real (revocation, expiry, replay after the
 grace window, the session's end, an inactive user, a wrong password or
-secret) and must come out as its exception class, so the phrases the client
-matches in ``error_description`` cannot drift from the server's unnoticed.
+secret) and must come out as its exception class, so the ``reason`` the client
+reads cannot drift from the server's unnoticed.
 Then the recoveries: a 401 retried after a signing key was withdrawn, an
 evicted pair replaced by a new login, a straggler inside the grace window, a
 worker waking after it. Time moves with freezegun, for the server and the

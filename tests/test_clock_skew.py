@@ -16,7 +16,7 @@ import jwt
 import pytest
 from freezegun import freeze_time
 
-from token_lifecycle import keys, tokens
+from token_lifecycle import keys
 
 T = datetime(2031, 3, 14, 12, 0, 0, tzinfo=timezone.utc)  # real time, on a good clock
 LEEWAY = 30  # seconds: the default TOKEN_LIFECYCLE['LEEWAY']
@@ -34,7 +34,7 @@ def signing_key_made_long_ago(db):
 
 def on_another_server() -> None:
     """What another process does not share with this one: verified tokens, loaded keys."""
-    tokens._verified.clear()
+    keys.access_tokens._verified.clear()
     keys.clear_cache()
 
 
@@ -166,10 +166,10 @@ def test_the_signature_check_alone_applies_the_leeway_to_iat_only(issue):
 
     def decode(clock: datetime) -> dict:
         on_another_server()
-        return tokens.decode_access_token(token, issuer=issuer, now=clock)
+        return keys.decode_access_token(token, issuer=issuer, now=clock)
 
     assert decode(T)["jti"] == claims["jti"]  # iat 20 s ahead: within the leeway
     assert decode(expires_at - seconds(1))["exp"] == int(expires_at.timestamp())
     for late in (0, 1, LEEWAY, LEEWAY + 1):
-        with pytest.raises(tokens.InvalidAccessToken, match="expired"):
+        with pytest.raises(keys.InvalidAccessToken, match="expired"):
             decode(expires_at + seconds(late))

@@ -1,4 +1,4 @@
-"""SPEC §2 rules 2 and 3 under real concurrency, on PostgreSQL.
+"""docs/lifecycle.md rules 2 and 3 under real concurrency, on PostgreSQL.
 
 Storms of real HTTP requests hit pytest-django's ``live_server`` (a threaded
 server: one thread and one database connection per request) from threads
@@ -38,7 +38,7 @@ from conftest import FORM, PASSWORD, basic_auth
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from token_lifecycle import credentials, services
+from token_lifecycle import clock, credentials, locking, rules, services
 from token_lifecycle.models import GrantType, TokenPair
 from token_lifecycle.rules import RevokeReason
 
@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 #: Concurrent requests per storm.
 STORM = 24
-#: ``MAX_PAIRS_PER_CLIENT`` and ``REFRESH_GRACE_PERIOD`` of the example project (SPEC defaults).
+#: ``MAX_PAIRS_PER_CLIENT`` and ``REFRESH_GRACE_PERIOD`` of the example project (the defaults).
 MAX_PAIRS = 10
 GRACE = timedelta(hours=6)
 #: Seconds after which a test gives up waiting: a failure guard, never a speed assertion.
@@ -337,7 +337,7 @@ def assert_rotated_once(parent: TokenPair) -> None:
 def test_refresh_storm_inside_the_grace_window_gives_every_request_a_new_pair(
     server, make_user, make_client
 ):
-    """SPEC §2 rule 2: every use of R inside its grace window issues another new pair.
+    """docs/lifecycle.md rule 2: every use of R inside its grace window issues another new pair.
 
     STORM concurrent refreshes of one refresh token, through a client whose cap
     (a per-client override, STORM + 1) leaves room for all of them: all succeed,
@@ -367,7 +367,7 @@ def test_refresh_storm_inside_the_grace_window_gives_every_request_a_new_pair(
 def test_refresh_storm_with_the_default_cap_stops_when_the_parent_is_evicted(
     server, make_user, oauth_client
 ):
-    """SPEC §2 rules 2 and 3 together, with the default cap of 10.
+    """docs/lifecycle.md rules 2 and 3 together, with the default cap of 10.
 
     Each refresh inside the grace window issues a new pair, but the cap counts
     the parent and its children: the 10th child evicts the parent (the oldest
@@ -404,10 +404,10 @@ def test_refresh_storm_with_the_default_cap_stops_when_the_parent_is_evicted(
 
 
 def test_client_credentials_storm_keeps_exactly_the_cap_of_newest_pairs(server, oauth_client):
-    """SPEC §2 rule 3: the cap holds exactly under concurrent issues for one principal.
+    """docs/lifecycle.md rule 3: the cap holds exactly under concurrent issues for one principal.
 
     STORM concurrent ``client_credentials`` requests of one client (principal:
-    the client and its owner, SPEC §7) all succeed. Afterwards exactly
+    the client and its owner, docs/lifecycle.md) all succeed. Afterwards exactly
     MAX_PAIRS pairs are live (no reader ever saw more), every other pair was
     revoked with reason ``evicted``, and no evicted pair is newer (by issue
     time) than a surviving one.
@@ -421,8 +421,8 @@ def test_client_credentials_storm_keeps_exactly_the_cap_of_newest_pairs(server, 
 
     now = timezone.now()
     pairs = principal_pairs(client, owner)
-    live = [pair for pair in pairs if pair.is_live(now)]
-    evicted = [pair for pair in pairs if not pair.is_live(now)]
+    live = [pair for pair in pairs if rules.is_live(pair, now)]
+    evicted = [pair for pair in pairs if not rules.is_live(pair, now)]
     report("client_credentials storm", tally(answers), threads=STORM, live=len(live))
     assert_no_server_error(answers)
     assert tally(answers) == {"200": STORM}
@@ -441,7 +441,7 @@ def test_client_credentials_storm_keeps_exactly_the_cap_of_newest_pairs(server, 
 def test_mixed_storm_of_logins_and_refreshes_never_exceeds_the_cap(
     server, make_user, oauth_client
 ):
-    """SPEC §2 rule 3 with logins and refreshes of one principal racing each other.
+    """docs/lifecycle.md rule 3 with logins and refreshes of one principal racing each other.
 
     Three rounds, each STORM requests at once: half password logins, half
     refreshes of four earlier refresh tokens. No 5xx; every login succeeds; a
@@ -486,7 +486,7 @@ def test_mixed_storm_of_logins_and_refreshes_never_exceeds_the_cap(
 def test_logins_of_different_users_through_one_client_do_not_serialise(
     server, make_user, oauth_client
 ):
-    """SPEC §2 rule 3: logins of different users through one client must not serialise.
+    """docs/lifecycle.md rule 3: logins of different users through one client must not serialise.
 
     A transaction holds alice's principal lock for (client, alice). Alice's
     login through that client queues for the lock (seen in ``pg_locks``) and
@@ -498,7 +498,7 @@ def test_logins_of_different_users_through_one_client_do_not_serialise(
     endpoint = TokenEndpoint(server, client, secret)
 
     with ThreadPoolExecutor(max_workers=2) as pool, TransactionThread() as holder:
-        holder.run(services.lock_principal, client.pk, alice.pk)
+        holder.run(locking.lock_principal, client.pk, alice.pk)
         alice_login = pool.submit(endpoint.login, "alice")
         wait_for_lock_waiters(1)
 
@@ -525,7 +525,7 @@ def test_logins_of_different_users_through_one_client_do_not_serialise(
 
 
 def revoke_everything_of(user) -> list:
-    """What a password change or logout-all does (SPEC §2 rule 4)."""
+    """What a password change or logout-all does (docs/lifecycle.md rule 4)."""
     return services.revoke_user_pairs(user, RevokeReason.PASSWORD_CHANGE)
 
 
@@ -651,7 +651,7 @@ def test_login_committed_before_a_revocation_commits_does_not_escape_it(
     alice and stays open. Meanwhile alice logs in through client B. If that
     login commits before the revocation does (it does today: nothing makes it
     wait), its pair was created before the revocation committed and must be
-    revoked by it (SPEC §2 rule 4: a password change revokes every pair of the
+    revoked by it (docs/lifecycle.md rule 4: a password change revokes every pair of the
     user). A login that waits for the revocation and runs after it may keep
     its pair.
     """
@@ -682,15 +682,15 @@ def test_login_committed_before_a_revocation_commits_does_not_escape_it(
 
 
 def wait_for_the_next_second() -> None:
-    """Until ``services.clock()`` (whole seconds) is past the current second."""
-    start = services.clock()
-    wait_until(lambda: services.clock() > start, "the clock moves to the next second")
+    """Until ``clock.now()`` (whole seconds) is past the current second."""
+    start = clock.now()
+    wait_until(lambda: clock.now() > start, "the clock moves to the next second")
 
 
 def test_a_pair_issued_after_waiting_for_the_lock_is_not_older_than_pairs_it_evicts(
     server, oauth_client
 ):
-    """SPEC §2 rule 3: eviction revokes the *oldest* live pairs, by issue time.
+    """docs/lifecycle.md rule 3: eviction revokes the *oldest* live pairs, by issue time.
 
     A ``client_credentials`` request queues for the principal lock, held by a
     transaction. Once the clock has moved on by a second, that transaction
@@ -714,7 +714,7 @@ def test_a_pair_issued_after_waiting_for_the_lock_is_not_older_than_pairs_it_evi
         ]
 
     with ThreadPoolExecutor(max_workers=1) as pool, TransactionThread() as holder:
-        holder.run(services.lock_principal, client.pk, owner.pk)
+        holder.run(locking.lock_principal, client.pk, owner.pk)
         waiting = pool.submit(endpoint.client_credentials)
         wait_for_lock_waiters(1)
         wait_for_the_next_second()
@@ -725,8 +725,8 @@ def test_a_pair_issued_after_waiting_for_the_lock_is_not_older_than_pairs_it_evi
     assert answer.status == 200, answer
     now = timezone.now()
     pairs = principal_pairs(client, owner)
-    live = [pair for pair in pairs if pair.is_live(now)]
-    evicted = [pair for pair in pairs if not pair.is_live(now)]
+    live = [pair for pair in pairs if rules.is_live(pair, now)]
+    evicted = [pair for pair in pairs if not rules.is_live(pair, now)]
     report("issue after waiting for the lock (forced)", tally([answer]), threads=2, live=len(live))
     assert len(live) == MAX_PAIRS and len(evicted) == 1
     assert evicted[0].issued_at <= min(pair.issued_at for pair in live), (

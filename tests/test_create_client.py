@@ -1,4 +1,4 @@
-"""``manage.py create_client`` (SPEC §5)."""
+"""``manage.py create_client`` (docs/commands-and-signals.md)."""
 
 from __future__ import annotations
 

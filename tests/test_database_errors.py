@@ -7,13 +7,20 @@ run; here the failure is injected where the code meets the database.
 from __future__ import annotations
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
-from token_lifecycle import pair_sql, services, validation
+from token_lifecycle import cache, services
+from token_lifecycle.models import TokenPair
 
 
 def fail(*args, **kwargs):
     raise OperationalError("the database is restarting")
+
+
+def fail_on_pair_table(execute, sql, params, many, context):
+    if TokenPair._meta.db_table in sql:
+        fail()
+    return execute(sql, params, many, context)
 
 
 @pytest.fixture
@@ -22,7 +29,7 @@ def pair(login):
 
 
 def test_bearer_authentication_on_a_cold_cache(pair, whoami, monkeypatch):
-    monkeypatch.setattr(validation, "_validate_from_database", fail)
+    monkeypatch.setattr(cache, "_from_database", fail)
     response = whoami(pair["access_token"])
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
@@ -30,16 +37,16 @@ def test_bearer_authentication_on_a_cold_cache(pair, whoami, monkeypatch):
 
 def test_bearer_authentication_on_a_warm_cache_needs_no_database(pair, whoami, monkeypatch):
     assert whoami(pair["access_token"]).status_code == 200
-    monkeypatch.setattr(validation, "_validate_from_database", fail)
+    monkeypatch.setattr(cache, "_from_database", fail)
     assert whoami(pair["access_token"]).status_code == 200
 
 
 @pytest.mark.parametrize("grant", ["refresh_token", "client_credentials"])
-def test_token_endpoint(pair, token_request, oauth_client, monkeypatch, grant):
-    monkeypatch.setattr(pair_sql, "_execute", fail)  # every statement on the pair table
+def test_token_endpoint(pair, token_request, oauth_client, grant):
     client, secret = oauth_client
     params = {"grant_type": grant, "refresh_token": pair["refresh_token"]}
-    response = token_request(params, auth=(client.client_id, secret))
+    with connection.execute_wrapper(fail_on_pair_table):  # every statement on the pair table
+        response = token_request(params, auth=(client.client_id, secret))
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
     assert response["Retry-After"] == "1"

@@ -1,7 +1,7 @@
 """Hostile input, generated: every endpoint against hypothesis-made requests.
 
 ``test_malformed_input.py`` and ``test_authentication.py`` hold the hand-written
-cases; this module throws generated ones at every endpoint of SPEC §4 (and the
+cases; this module throws generated ones at every endpoint of docs/http-api.md (and the
 example project's ``/api/whoami/``):
 
 - bodies: random bytes, random JSON values, JSON objects and form bodies whose
@@ -17,7 +17,7 @@ example project's ``/api/whoami/``):
   key of each type, HMAC'd with the public key, or signed with the app's own
   key around claims that name no pair.
 
-Properties (SPEC §4): no request gets a 5xx. The OAuth endpoints answer a 4xx
+Properties (docs/http-api.md): no request gets a 5xx. The OAuth endpoints answer a 4xx
 in the RFC 6749 §5.2 shape (401 with a Basic challenge, 429 ``slow_down`` with
 Retry-After) or one of their 200 shapes; the bearer endpoints answer 401 with
 an RFC 6750 Bearer challenge (``error="invalid_token"`` when a bearer token was
@@ -50,6 +50,7 @@ from hypothesis import strategies as st
 
 from token_lifecycle import keys
 from token_lifecycle.models import Client, SigningKey, TokenPair
+from token_lifecycle.reasons import RefreshRefusal
 
 JSON = "application/json"
 TOKEN_URL = "/auth/token/"
@@ -734,7 +735,11 @@ def assert_oauth_answer(response, path: str, request: Request) -> None:
     assert response.status_code in (400, 401, 413, 429), (response.status_code, request)
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error", "error_description"}, body
+    # RFC 6749 §5.2 allows extra members: a refused refresh says why (test_refusal_reasons.py).
+    assert set(body) - {"reason"} == {"error", "error_description"}, body
+    if "reason" in body:
+        assert body["error"] == "invalid_grant", body
+        assert body["reason"] in {reason.value for reason in RefreshRefusal}, body
     assert body["error"] in OAUTH_ERRORS, body
     assert isinstance(body["error_description"], str) and body["error_description"]
     if response.status_code == 401:

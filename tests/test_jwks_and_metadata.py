@@ -1,6 +1,6 @@
 """Discovery (JWKS, RFC 8414 metadata) and the access-token checks a forger must get past.
 
-SPEC §3: "Any service can verify [an access token] from the JWKS alone", so a
+docs/tokens.md: "Any service can verify [an access token] from the JWKS alone", so a
 token from the token endpoint is verified here with PyJWT given nothing but
 the JWKS document. The forgeries complete those of ``test_authentication.py``:
 most are signed with the app's own private key, so only the check under test
@@ -205,7 +205,8 @@ def verify_with_jwks(token: str, jwks: dict, **options) -> dict:
 def test_token_verifies_with_the_jwks_alone(
     client, lifecycle, login, whoami, user, algorithm, how
 ):
-    """SPEC §3: any service verifies access tokens from the JWKS alone, for every algorithm."""
+    """docs/tokens.md: any service verifies access tokens from the JWKS alone, for every
+    algorithm."""
     if how == "setting":
         lifecycle(SIGNING_ALGORITHM=algorithm)
     else:
@@ -395,7 +396,7 @@ def now_ts() -> int:
 def test_exp_claim_is_enforced_without_leeway(clock, issued, whoami, exp_offset, accepted):
     """The pair itself is valid for 15 days: only the token's own ``exp`` refuses these.
 
-    Expiry is exclusive and the leeway never extends it (SPEC §7).
+    Expiry is exclusive and the leeway never extends it (docs/lifecycle.md).
     """
     forged = sign({**claims_of(issued["access_token"]), "exp": now_ts() + exp_offset})
 

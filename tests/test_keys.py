@@ -61,7 +61,7 @@ def test_ciphertext_is_bound_to_its_kid(db):
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
 def test_each_algorithm_signs_and_verifies(db, algorithm):
     row = keys.create_signing_key(algorithm)
-    signer = keys._load(row, with_private=True)
+    signer = keys.store.load(row, with_private=True)
     token = jwt.encode(
         {"sub": "1"}, signer.private_key, algorithm=algorithm, headers={"kid": row.kid}
     )

@@ -1,7 +1,7 @@
-"""SPEC §2 end to end: each rule at its exact boundary through the real endpoints.
+"""docs/lifecycle.md end to end: each rule at its exact boundary through the real endpoints.
 
 The clock is frozen with freezegun and moved to one second before and exactly
-at each boundary. Expiry instants are exclusive (SPEC §7).
+at each boundary. Expiry instants are exclusive (docs/lifecycle.md).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def error_of(response) -> str:
 
 
 def live_pairs(**filters) -> int:
-    from token_lifecycle.services import clock as app_clock
+    from token_lifecycle.clock import now as app_clock
 
     return TokenPair.objects.live(app_clock()).filter(**filters).count()
 
@@ -316,7 +316,7 @@ class TestClientIndependence:
     def test_client_credentials_share_the_owner_principal(
         self, clock, token_request, oauth_client, make_user
     ):
-        """SPEC §7: client-credentials pairs belong to (client, owner)."""
+        """docs/lifecycle.md: client-credentials pairs belong to (client, owner)."""
         client_obj, secret = oauth_client
         for index in range(11):
             clock.move_to(T0 + index * SECOND)

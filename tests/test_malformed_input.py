@@ -1,6 +1,6 @@
 """Hostile and malformed input: always a 4xx in the RFC shape, never a 500, never a write.
 
-SPEC §4: "No input makes any endpoint answer 500". Each case is sent next to a
+docs/http-api.md: "No input makes any endpoint answer 500". Each case is sent next to a
 client, a user and an existing pair, and the token pairs are compared before
 and after: a refusal must not issue, rotate or revoke anything.
 

@@ -1,4 +1,4 @@
-"""SPEC §2 rule 5 and §5: ``purge_expired_tokens`` and :mod:`token_lifecycle.purge`.
+"""docs/lifecycle.md rule 5 and §5: ``purge_expired_tokens`` and :mod:`token_lifecycle.purge`.
 
 What is purged, at its exact boundaries (freezegun, one second either side):
 a pair dead for longer than the retention, counting from its revocation, or
@@ -6,7 +6,7 @@ from the expiry of the last of its two tokens. A pair whose refresh token was
 used is dead once its grace window and access token are over (``live_until``
 moved back), but its row is kept until its refresh token's own expiry: until
 then, a replay of that token must still find the row and revoke the family
-(SPEC §2 rule 2). Live pairs are never touched, whatever else happens.
+(docs/lifecycle.md rule 2). Live pairs are never touched, whatever else happens.
 
 Then the command (dry run, batches, idempotence, the summary line, argument
 and database errors), signing keys, and on PostgreSQL the query plan and the
@@ -41,16 +41,16 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from token_lifecycle import credentials, keys, purge, rules
+from token_lifecycle.clock import now as app_clock
 from token_lifecycle.management.commands.purge_expired_tokens import summary
 from token_lifecycle.models import SigningKey, TokenPair
 from token_lifecycle.rules import RevokeReason
-from token_lifecycle.services import clock as app_clock
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=timezone.utc)
 SECOND = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-#: The example project's lifetimes (SPEC §2 defaults) and PURGE_RETENTION default.
+#: The example project's lifetimes (docs/lifecycle.md defaults) and PURGE_RETENTION default.
 ACCESS = 15 * DAY
 REFRESH = 30 * DAY
 GRACE = 6 * HOUR

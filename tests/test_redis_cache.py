@@ -17,8 +17,8 @@ from conftest import REDIS_URL
 from django.core.cache.backends.redis import RedisSerializer
 
 from token_lifecycle import redis_cache
+from token_lifecycle.cache import KEY_PREFIX
 from token_lifecycle.redis_cache import NearCache, RedisCache
-from token_lifecycle.validation import KEY_PREFIX
 
 PREFIX = ":1:" + KEY_PREFIX
 

@@ -1,6 +1,6 @@
 """``POST /auth/token/revoke/`` (RFC 7009) and ``POST /auth/token/introspect/`` (RFC 7662).
 
-SPEC §4 and §7: revocation kills the whole pair holding the token (access and
+docs/http-api.md and §7: revocation kills the whole pair holding the token (access and
 refresh together) and nothing else; it answers the same empty 200 whether or
 not anything was revoked, so a caller learns nothing about tokens that are not
 its own. Introspection answers ``{"active": false}`` and nothing more for
@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from freezegun import freeze_time
 
-from token_lifecycle import credentials, keys, services, signals, validation
+from token_lifecycle import cache, credentials, keys, services, signals
 from token_lifecycle.models import Client, TokenPair
 from token_lifecycle.rules import RevokeReason
 
@@ -135,7 +135,7 @@ def introspection_of(response) -> dict:
 
 
 def assert_oauth_error(response, status: int, error: str) -> dict:
-    """The RFC 6749 §5.2 shape; a 401 carries a Basic challenge (SPEC §4)."""
+    """The RFC 6749 §5.2 shape; a 401 carries a Basic challenge (docs/http-api.md)."""
     assert response.status_code == status, response.content
     assert_no_store(response)
     body = response.json()
@@ -308,7 +308,7 @@ def revoked_events():
 class TestRevocationRevokesThePair:
     @EVERY_HINT
     def test_either_token_revokes_both(self, login, revoke, assert_dead, kind, hint):
-        """SPEC §2 rule 4: a pair lives and dies as one; the hint changes nothing."""
+        """docs/lifecycle.md rule 4: a pair lives and dies as one; the hint changes nothing."""
         tokens = login()
 
         assert_revocation_ok(revoke(tokens[kind], hint=hint))
@@ -320,7 +320,7 @@ class TestRevocationRevokesThePair:
     def test_every_authentication_style_and_encoding(
         self, login, revoke, assert_dead, style, encoding
     ):
-        """RFC 6749 §2.3.1: Basic or body credentials; SPEC §4: form or JSON bodies."""
+        """RFC 6749 §2.3.1: Basic or body credentials; docs/http-api.md: form or JSON bodies."""
         tokens = login()
 
         assert_revocation_ok(revoke(tokens["access_token"], style=style, encoding=encoding))
@@ -396,7 +396,8 @@ class TestRevocationReachesOnlyThatPair:
     def test_not_the_rest_of_its_family(
         self, clock, login, refreshed, revoke, assert_dead, assert_alive, kind, target
     ):
-        """SPEC §7: the pair holding the token, not its family (unlike reuse detection)."""
+        """docs/lifecycle.md: the pair holding the token, not its family (unlike reuse
+        detection)."""
         parent = login()
         clock.tick(HOUR)
         child = refreshed(parent["refresh_token"])
@@ -451,7 +452,8 @@ class TestRevocationOfTokensItCannotRevoke:
 
     @FORGERIES
     def test_forged_jwt_naming_a_real_pair(self, login, revoke, assert_alive, how):
-        """Only our signature makes a JWT name a pair (SPEC §3: never ``none``, never HMAC)."""
+        """Only our signature makes a JWT name a pair (docs/tokens.md: never ``none``, never
+        HMAC)."""
         victim = login()
         carrier = login()
 
@@ -486,7 +488,8 @@ class TestRevocationOfTokensItCannotRevoke:
         hint,
         revoker,
     ):
-        """SPEC §7: same 200 as an unknown token; even can_introspect grants no revocation."""
+        """docs/lifecycle.md: same 200 as an unknown token; even can_introspect grants no
+        revocation."""
         theirs = login(client_creds=creds(other_client))
         auth = creds(resource_server if revoker == "resource-server" else oauth_client)
         unknown = revoke(credentials.new_refresh_token(), hint=hint, auth=auth)
@@ -503,7 +506,8 @@ class TestRevocationSignal:
     def test_pair_revoked_is_sent_once_after_commit(
         self, login, oauth_client, user, revoke, revoked_events, django_capture_on_commit_callbacks
     ):
-        """SPEC §6: once per revoked pair, after commit; a repeat revocation sends nothing."""
+        """docs/commands-and-signals.md: once per revoked pair, after commit; a repeat
+        revocation sends nothing."""
         tokens = login()
         pair = pair_of(tokens)
 
@@ -603,7 +607,8 @@ class TestActiveTokens:
             tokens, "refresh_token", client_id=oauth_client[0].client_id, username="alice"
         )
         assert body["exp"] == int((T0 + REFRESH_LIFETIME).timestamp())
-        # SPEC §3: a refresh token is never accepted as a bearer token; do not say it is one.
+        # docs/tokens.md: a refresh token is never accepted as a bearer token; do not say it
+        # is one.
         assert body.get("token_type") != "Bearer"
 
     @pytest.mark.parametrize(
@@ -663,7 +668,7 @@ class TestActiveTokens:
     @STYLES
     @ENCODINGS
     def test_every_authentication_style_and_encoding(self, login, introspect, style, encoding):
-        """RFC 6749 §2.3.1: Basic or body credentials; SPEC §4: form or JSON bodies."""
+        """RFC 6749 §2.3.1: Basic or body credentials; docs/http-api.md: form or JSON bodies."""
         tokens = login()
 
         body = introspection_of(introspect(tokens["access_token"], style=style, encoding=encoding))
@@ -745,7 +750,8 @@ class TestInactiveTokens:
         assert introspection_of(introspect(tokens[kind])) == INACTIVE
 
     def test_access_token_at_its_expiry(self, clock, login, introspect):
-        """SPEC §7: expiry is exclusive; the pair itself lives on through its refresh token."""
+        """docs/lifecycle.md: expiry is exclusive; the pair itself lives on through its refresh
+        token."""
         tokens = login()
         clock.move_to(T0 + ACCESS_LIFETIME - SECOND)
         assert introspection_of(introspect(tokens["access_token"]))["active"] is True
@@ -786,7 +792,7 @@ class TestInactiveTokens:
     @EACH_KIND
     @pytest.mark.parametrize("how", ["save", "queryset-update"])
     def test_deactivated_client(self, login, oauth_client, resource_server, introspect, kind, how):
-        """SPEC §2 rule 4: a deactivated client's tokens stop working at once."""
+        """docs/lifecycle.md rule 4: a deactivated client's tokens stop working at once."""
         tokens = login()
         deactivate(oauth_client[0], how)
 
@@ -798,7 +804,7 @@ class TestInactiveTokens:
     def test_deactivated_user(
         self, login, user, oauth_client, resource_server, introspect, kind, how, caller
     ):
-        """SPEC §7: refused at once on a cold path, with or without signals."""
+        """docs/lifecycle.md: refused at once on a cold path, with or without signals."""
         tokens = login()
         deactivate(user, how)
         auth = creds(resource_server if caller == "resource-server" else oauth_client)
@@ -848,7 +854,7 @@ def failing_auth(case: str, oauth_client, make_client) -> tuple[tuple | None, st
         # endpoint); it also bypasses the cache invalidation a save() does, so
         # that is done here (README: changes behind the app's back).
         Client.objects.filter(pk=oauth_client[0].pk).update(is_active=False)
-        validation.forget_client(client_id)
+        cache.forget_client(client_id)
         return (client_id, secret), "basic"
     raise AssertionError(case)
 
@@ -873,7 +879,8 @@ AUTH_FAILURES = pytest.mark.parametrize(
 def test_client_authentication_is_required(
     login, oauth_client, make_client, oauth_post, url, case, encoding
 ):
-    """SPEC §7 and RFC 6749 §5.2: 401 invalid_client with a Basic challenge, token untouched."""
+    """docs/lifecycle.md and RFC 6749 §5.2: 401 invalid_client with a Basic challenge, token
+    untouched."""
     tokens = login()
     auth, style = failing_auth(case, oauth_client, make_client)
 

@@ -1,4 +1,4 @@
-"""SPEC §2 rule 4: a password change, a user's or a client's deactivation revoke pairs."""
+"""Revocation sources: a password change, a user's or a client's deactivation revoke pairs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from token_lifecycle.rules import RevokeReason
 @pytest.fixture
 def alice_pairs(login, make_client, user, token_request):
     """Alice's pairs: a login through two clients, and client-credentials pairs of a client
-    she owns (SPEC §7: those are hers too)."""
+    she owns (docs/lifecycle.md: those are hers too)."""
     owned, secret = make_client("alice's own", owner=user)
     other, other_secret = make_client("other")
     pairs = [login(), login(client_creds=(other.client_id, other_secret))]

@@ -44,7 +44,7 @@ T1 = T0 + timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
-#: The defaults of the example project (SPEC §2, README settings table).
+#: The defaults of the example project (docs/lifecycle.md, README settings table).
 JWKS_MAX_AGE = timedelta(minutes=15)
 ACCESS_LIFETIME = timedelta(days=15)
 LEEWAY = timedelta(seconds=30)
@@ -106,7 +106,7 @@ def re_sign(token: str, key: keys.LoadedKey) -> str:
 
 def private_half(kid: str) -> keys.LoadedKey:
     """A stored key with its private half, as a thief of that key would hold it."""
-    return keys._load(row(kid), with_private=True)
+    return keys.store.load(row(kid), with_private=True)
 
 
 def stamp(moment: datetime) -> str:
@@ -305,11 +305,16 @@ def test_scheduled_rotation_output(clock, issue):
 def test_lifetime_raised_while_the_old_key_still_signs(
     clock, settings, make_client, issue, whoami, where
 ):
-    """SPEC §3: old keys stay "until every token they signed has expired"."""
+    """No token outlives its key, and no key's verify_until is ever extended.
+
+    The retiring key would stop verifying before a token with the raised
+    lifetime expires: its successor, published already, signs that token.
+    """
     partner = make_client("partner", max_pairs_per_client=1000)
     old_kid = keys.signing_key().kid
     clock.move_to(T1)
     new, _ = rotate()
+    old_verify_until = SigningKey.objects.get(kid=old_kid).verify_until
     clock.move_to(T1 + MINUTE)
     if where == "client-override":
         partner[0].access_token_lifetime = 20 * DAY
@@ -318,8 +323,11 @@ def test_lifetime_raised_while_the_old_key_still_signs(
         settings.TOKEN_LIFECYCLE = {**settings.TOKEN_LIFECYCLE, "ACCESS_TOKEN_LIFETIME": 20 * DAY}
     keys.clear_cache()
     token = issue(partner)
-    assert kid_of(token) == old_kid
+    assert kid_of(token) == new.kid
     assert new.signs_from > T1 + MINUTE
+    assert SigningKey.objects.get(kid=old_kid).verify_until == old_verify_until
+    if where == "client-override":
+        assert kid_of(issue()) == old_kid  # other clients' lifetimes still fit the old key
 
     clock.move_to(expiry_of(token) - SECOND)
 

@@ -1,4 +1,4 @@
-"""The pure rules of SPEC §2, at their exact boundaries, with no database."""
+"""The pure rules of docs/lifecycle.md, at their exact boundaries, with no database."""
 
 from __future__ import annotations
 
@@ -195,7 +195,8 @@ class TestRevokedAndSession:
         ],
     )
     def test_every_refusal_has_a_description(self, outcome):
-        assert rules.RefreshDecision(outcome).error_description
+        reason, description = rules.RefreshDecision(outcome).refusal
+        assert reason and description
 
 
 class TestCap:

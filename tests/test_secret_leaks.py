@@ -14,7 +14,7 @@ None of these may appear anywhere in that text: a refresh token, an access
 token, a client secret (right or wrong), a password (right or wrong), the
 Basic credentials, private key material (PKCS#8 DER in base64, PEM, hex, the
 JWK private members ``d``, ``p``, ``q``...), ``SECRET_KEY``, nor the SHA-256
-digest of a token or secret. Where SPEC §4/§5 requires it, a value may appear
+digest of a token or secret. Where docs/http-api.md requires it, a value may appear
 in exactly one place: a token response carries its own two tokens, and
 ``create_client`` prints the secret it made, once.
 
@@ -50,7 +50,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from token_lifecycle import keys, validation
+from token_lifecycle import cache, keys
 from token_lifecycle.models import Client, SigningKey, TokenPair
 
 TOKEN_URL = "/auth/token/"
@@ -474,7 +474,7 @@ def test_the_validation_cache_holds_no_password_hash(login, whoami, user):
     assert whoami(tokens["access_token"]).status_code == 200  # fills the cache
     client = Client.objects.get()
     cached = caches["default"].get_many(
-        [validation._user_key(user.pk), validation._client_key(client.client_id)]
+        [cache._user_key(user.pk), cache._client_key(client.client_id)]
     )
     assert len(cached) == 2
     stored = b"".join(pickle.dumps(value) for value in cached.values())

@@ -1,4 +1,4 @@
-"""The sessions API (SPEC §4, §7): GET /auth/pairs/, POST /auth/logout/, POST /auth/logout-all/."""
+"""The sessions API (docs/http-api.md): GET /auth/pairs/, POST /auth/logout/, .../logout-all/."""
 
 from __future__ import annotations
 

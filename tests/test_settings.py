@@ -1,4 +1,4 @@
-"""One TOKEN_LIFECYCLE dict: defaults of SPEC §2, validation through system checks."""
+"""One TOKEN_LIFECYCLE dict: defaults of docs/lifecycle.md, validation through system checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §6: each signal once per event, after the transaction commits."""
+"""docs/commands-and-signals.md: each signal once per event, after the transaction commits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from freezegun import freeze_time
 
 from token_lifecycle import services, signals
-from token_lifecycle.errors import InvalidGrant
 from token_lifecycle.models import TokenPair
+from token_lifecycle.oauth.errors import InvalidGrant
 from token_lifecycle.rules import RevokeReason
 
 T0 = datetime(2026, 5, 1, tzinfo=timezone.utc)

@@ -1,10 +1,10 @@
-"""Model-based test of the token lifecycle (SPEC §2 and §7) with a hypothesis state machine.
+"""Model-based test of the token lifecycle (docs/lifecycle.md), a hypothesis state machine.
 
 The machine drives the real service layer (``services.issue_pair``, ``refresh_pair``,
 ``revoke_pair_by_id``, ``revoke_user_pairs``) and the model saves that are revocation
 sources (password change, user and client deactivation), with random settings changes and
 clock jumps from one second to two months. Beside it runs :class:`Lifecycle`, a small
-reference model of SPEC §2 written from the spec alone (``token_lifecycle.rules`` is
+reference model of docs/lifecycle.md written from the spec alone (``token_lifecycle.rules`` is
 deliberately not used). After every step the database, the signals and
 ``BearerTokenAuthentication`` must agree with the model.
 
@@ -42,10 +42,10 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from token_lifecycle import keys, services, signals, tokens
+from token_lifecycle import clock, keys, services, signals
 from token_lifecycle.authentication import BearerTokenAuthentication
-from token_lifecycle.errors import InvalidGrant
 from token_lifecycle.models import Client, TokenPair
+from token_lifecycle.oauth.errors import InvalidGrant
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 ISSUER = "http://testserver/auth"  # what issuer_for() derives for APIRequestFactory requests
@@ -60,7 +60,7 @@ STATS: Counter[str] = Counter()
 
 USERS = 3
 #: client index -> owner user index: client 0 and client 1 act as user 0 for client
-#: credentials, so user 0's password logins through them share those principals (SPEC §7).
+#: credentials, so user 0's password logins through them share those principals.
 OWNERS = (0, 0, 1)
 
 #: Per-client overrides (None: use the setting). Every combination keeps grace < refresh.
@@ -79,7 +79,7 @@ PICK = st.integers(min_value=0, max_value=63)
 
 @dataclasses.dataclass
 class Pair:
-    """What the model knows of one pair (SPEC §2 definitions), and its two tokens."""
+    """What the model knows of one pair (docs/lifecycle.md definitions), and its two tokens."""
 
     id: uuid.UUID
     client: int
@@ -99,7 +99,7 @@ class Pair:
 
 
 class Lifecycle:
-    """SPEC §2 as plain Python: definitions, refresh judgement, the cap, revocation.
+    """docs/lifecycle.md as plain Python: definitions, refresh judgement, the cap, revocation.
 
     Decisions taken from the README where the spec is silent: the grace end is fixed at the
     first use with the grace period in force then; the session end is fixed at login; refresh
@@ -248,7 +248,7 @@ def authenticate(access_token: str):
 
 def clear_caches() -> None:
     keys.clear_cache()
-    tokens._verified.clear()
+    keys.access_tokens._verified.clear()
     for cache in caches.all():
         cache.clear()
 
@@ -403,7 +403,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(client=st.integers(0, len(OWNERS) - 1))
     def client_credentials(self, client: int) -> None:
-        """Rule 1 (client credentials): the pair acts as the client's owner (SPEC §7)."""
+        """Rule 1 (client credentials): the pair acts as the client's owner (docs/lifecycle.md)."""
         self._issue(client, OWNERS[client], "client_credentials")
 
     def _issue(self, client: int, user: int, grant_type: str) -> None:
@@ -622,7 +622,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         the process restarts with cold caches (the answers come from the database)."""
         self._advance_to(self.model.now + seconds * SECOND)
         if cold_caches:
-            tokens._verified.clear()
+            keys.access_tokens._verified.clear()
             for cache in caches.all():
                 cache.clear()
 
@@ -648,9 +648,9 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @invariant()
     def database_matches_model(self) -> None:
-        """Every stored timestamp, link and revocation is what SPEC §2 says it is."""
+        """Every stored timestamp, link and revocation is what docs/lifecycle.md says it is."""
         STATS["checkpoints"] += 1  # after __init__ and after every step
-        assert services.clock() == self.model.now
+        assert clock.now() == self.model.now
         rows = {row.pk: row for row in TokenPair.objects.all()}
         assert set(rows) == set(self.model.pairs)
         for pair in self.model.pairs.values():

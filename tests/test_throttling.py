@@ -1,4 +1,4 @@
-"""Rate limits of the token endpoint (token_lifecycle/throttling.py)."""
+"""Rate limits of the token endpoint (token_lifecycle/oauth/throttling.py)."""
 
 from __future__ import annotations
 

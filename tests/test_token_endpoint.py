@@ -1,4 +1,4 @@
-"""The HTTP contract of ``POST /auth/token/`` (RFC 6749 §2.3, §4.3, §4.4, §5, §6; SPEC §4).
+"""HTTP contract of ``POST /auth/token/`` (RFC 6749 §2.3, §4.3, §4.4, §5, §6; docs/http-api.md).
 
 Every grant succeeds with the exact §5.1 shape; every refusal has the §5.2
 shape, the right status, ``no-store`` caching headers, and never echoes the
@@ -71,7 +71,8 @@ def assert_oauth_error(response, status: int, error: str, *, hidden=()) -> dict:
     assert response.status_code == status, response.content
     assert_no_store(response)
     body = response.json()
-    assert set(body) == {"error", "error_description"}
+    # RFC 6749 §5.2 allows extra members: a refused refresh says why (test_refusal_reasons.py).
+    assert set(body) - {"reason"} == {"error", "error_description"}
     assert body["error"] == error
     assert isinstance(body["error_description"], str)
     assert body["error_description"].strip()

@@ -6,6 +6,8 @@ queries and check that every way a pair dies is seen on the next request.
 
 from __future__ import annotations
 
+import pickle
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -14,10 +16,12 @@ from conftest import bearer_authenticate, bearer_refused
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.core.management import call_command
+from django.db import connection
 from django.test import override_settings
 from freezegun import freeze_time
 
-from token_lifecycle import keys, services, tokens, validation
+from token_lifecycle import cache, keys, services
+from token_lifecycle.clock import now as app_now
 from token_lifecycle.models import TokenPair
 from token_lifecycle.rules import RevokeReason
 
@@ -46,7 +50,7 @@ class TestQueries:
     ):
         """The verified-token cache is per process; the validation cache may be shared."""
         bearer_authenticate(issued.access_token)
-        tokens._verified.clear()
+        keys.access_tokens._verified.clear()
         with django_assert_num_queries(0):
             bearer_authenticate(issued.access_token)
 
@@ -162,13 +166,10 @@ class TestBehindTheAppsBack:
 
     def test_a_fill_never_overwrites_a_tombstone(self, issued):
         """The race a fill could lose: it read the pair before the revocation committed."""
-        state_read_before = validation._pair_state(issued.pair, time.time() + 300)
-        assert state_read_before != validation.REVOKED
+        state_read_before = cache._pair_state(issued.pair)
+        assert state_read_before != cache.REVOKED
         services.revoke_pair(issued.pair, RevokeReason.ADMIN)
-        cache = caches["default"]
-        validation._fill(
-            cache, str(issued.pair.pk), state_read_before, issued.pair.user, issued.pair.client
-        )
+        cache._add(caches["default"], {cache._pair_key(issued.pair.pk): state_read_before})
         assert bearer_refused(issued.access_token)
 
 
@@ -183,7 +184,7 @@ class BrokenCache:
 
 
 def test_a_failing_cache_falls_back_to_the_database(issued, monkeypatch, caplog):
-    monkeypatch.setattr(validation, "_cache", lambda: BrokenCache())
+    monkeypatch.setattr(cache, "_cache", lambda: BrokenCache())
     user, _ = bearer_authenticate(issued.access_token)
     assert user.username == "alice"
     services.revoke_pair(issued.pair, RevokeReason.ADMIN)  # tombstone write fails too
@@ -206,3 +207,149 @@ def test_rotation_command_keeps_remembered_tokens_valid(issued):
     bearer_authenticate(issued.access_token)
     call_command("rotate_signing_key", "--immediately", stdout=None)
     assert not bearer_refused(issued.access_token)
+
+
+# -- What the cache stores --------------------------------------------------
+
+
+def _entries(alias: str = "default") -> dict:
+    """The raw entries of the app in a local-memory cache, by key."""
+    store = caches[alias]._cache  # LocMemCache's own dict: a test may look inside
+    return {key: pickle.loads(value) for key, value in store.items() if cache.KEY_PREFIX in key}
+
+
+@pytest.mark.usefixtures("_local_memory")
+def test_the_cached_user_has_no_password_and_loads_it_when_read(
+    issued, user, django_assert_num_queries
+):
+    bearer_authenticate(issued.access_token)
+    assert user.password not in repr(_entries())
+    cached_user, _ = cache.validate_pair(_claims(issued), app_now())
+    assert cached_user.get_deferred_fields() == {"password"}
+    with django_assert_num_queries(1):
+        assert cached_user.check_password("correct horse battery staple")
+
+
+@pytest.mark.usefixtures("_local_memory")
+def test_each_read_builds_a_new_instance(issued):
+    bearer_authenticate(issued.access_token)
+    first, _ = cache.validate_pair(_claims(issued), app_now())
+    second, _ = cache.validate_pair(_claims(issued), app_now())
+    assert first == second and first is not second
+    first.first_name = "changed by a view"
+    assert second.first_name != "changed by a view"
+
+
+@pytest.mark.usefixtures("_local_memory")
+def test_a_row_stored_with_other_fields_is_a_miss(issued, user, django_assert_num_queries):
+    """A deploy that changed the user model never reads rows written before it."""
+    bearer_authenticate(issued.access_token)
+    key = f"{cache.KEY_PREFIX}user:{user.pk}"
+    db, names, values = caches["default"].get(key)
+    caches["default"].set(key, (db, names[1:], values[1:]))
+    with django_assert_num_queries(1):
+        bearer_authenticate(issued.access_token)
+    with django_assert_num_queries(0):  # replaced by a row of this version
+        bearer_authenticate(issued.access_token)
+
+
+# -- A local-memory cache ---------------------------------------------------
+
+LOCAL_MEMORY = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+@pytest.fixture
+def _local_memory(settings):
+    settings.CACHES = LOCAL_MEMORY  # whatever CACHE_URL the suite runs with
+
+
+def _claims(issued) -> dict:
+    return keys.decode_access_token(
+        issued.access_token, issuer="http://testserver/auth", now=app_now()
+    )
+
+
+@pytest.mark.usefixtures("_local_memory")
+def test_a_change_behind_the_apps_back_is_seen_when_the_users_entry_expires(oauth_client, user):
+    """The user's entry was filled for an older pair: a newer pair's requests read it too.
+
+    A change without signals is then seen VALIDATION_CACHE_SECONDS (300 s)
+    after that entry was filled, not later.
+    """
+    client, _ = oauth_client
+    with freeze_time(T0) as clock:
+        first = services.issue_pair(
+            client=client, user=user, issuer="http://testserver/auth", grant_type="password"
+        )
+        bearer_authenticate(first.access_token)  # the user's entry: until T0 + 300 s
+        clock.tick(timedelta(seconds=200))
+        second = services.issue_pair(
+            client=client, user=user, issuer="http://testserver/auth", grant_type="password"
+        )
+        bearer_authenticate(second.access_token)
+        clock.tick(timedelta(seconds=50))
+        get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+        clock.tick(timedelta(seconds=49))
+        assert not bearer_refused(second.access_token)  # T0 + 299 s
+        clock.tick(timedelta(seconds=1))
+        assert bearer_refused(second.access_token)  # T0 + 300 s: the user's entry is gone
+
+
+@pytest.mark.usefixtures("_local_memory")
+@pytest.mark.django_db(transaction=True)
+def test_threads_never_accept_a_pair_after_its_revocation_returned(make_client, make_user):
+    """Request threads of one process keep authenticating while pairs are revoked.
+
+    A request that starts after ``revoke_pair`` returned must be refused,
+    whether its answer came from the database or from the cache.
+    """
+    client, _ = make_client()
+    pairs = [
+        services.issue_pair(
+            client=client,
+            user=make_user(f"user{index}"),
+            issuer="http://testserver/auth",
+            grant_type="password",
+        )
+        for index in range(12)
+    ]
+    revoked_at: dict[str, float] = {}  # pair id -> when revoke_pair returned
+    seen: list[tuple[str, float, bool]] = []  # (pair id, started, accepted)
+    stop = threading.Event()
+
+    def request_thread(offset: int) -> None:
+        try:
+            while not stop.is_set():
+                for issued in pairs[offset:] + pairs[:offset]:
+                    started = time.monotonic()
+                    seen.append(
+                        (str(issued.pair.pk), started, not bearer_refused(issued.access_token))
+                    )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request_thread, args=(i * 3,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for issued in pairs:
+            time.sleep(0.02)
+            services.revoke_pair(issued.pair, RevokeReason.ADMIN)
+            revoked_at[str(issued.pair.pk)] = time.monotonic()
+        time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    late = [
+        (pair_id, started)
+        for pair_id, started, accepted in seen
+        if accepted and started > revoked_at[pair_id]
+    ]
+    refused_late = sum(
+        1 for pair_id, started, accepted in seen if not accepted and started > revoked_at[pair_id]
+    )
+    accepted_before = sum(1 for pair_id, started, accepted in seen if accepted)
+    assert late == []
+    assert refused_late > 20 and accepted_before > 20  # the race was really run

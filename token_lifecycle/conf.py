@@ -27,7 +27,7 @@ SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 class LifecycleSettings:
     """Validated settings. Field names are the keys of ``TOKEN_LIFECYCLE``, lower-cased."""
 
-    # SPEC §2: the lifecycle. The first four can be overridden per client.
+    # docs/lifecycle.md: the lifecycle. The first four can be overridden per client.
     access_token_lifetime: timedelta = timedelta(days=15)
     refresh_token_lifetime: timedelta = timedelta(days=30)
     refresh_grace_period: timedelta = timedelta(hours=6)
@@ -35,7 +35,7 @@ class LifecycleSettings:
     max_session_lifetime: timedelta | None = None
     reuse_detection: bool = True
 
-    # SPEC §3: the access token.
+    # docs/tokens.md: the access token.
     #: ``iss`` claim. ``None`` derives it from the request (scheme, host and the
     #: path the app is mounted at); set it when the API answers on several hosts.
     issuer: str | None = None
@@ -43,7 +43,7 @@ class LifecycleSettings:
     audience: str | None = None
     signing_algorithm: str = "RS256"
     #: Tolerated clock skew for ``iat``/``nbf`` of tokens from other servers.
-    #: It never extends a stored expiry (SPEC §7).
+    #: It never extends a stored expiry (docs/lifecycle.md).
     leeway: timedelta = timedelta(seconds=30)
     #: Secret from which the key encrypting private signing keys at rest is
     #: derived. ``None`` uses ``SECRET_KEY``.
@@ -52,7 +52,7 @@ class LifecycleSettings:
     #: long before it signs, so every cached JWKS knows it by then.
     jwks_max_age: timedelta = timedelta(minutes=15)
 
-    # Revocation sources (SPEC §2 rule 4).
+    # Revocation sources (docs/lifecycle.md rule 4).
     revoke_on_password_change: bool = True
     revoke_on_user_deactivation: bool = True
     revoke_on_client_deactivation: bool = True
@@ -62,7 +62,7 @@ class LifecycleSettings:
     purge_retention: timedelta = timedelta(days=7)
 
     # The per-request path.
-    #: Cache alias holding validation results (see ``validation.py``). A shared
+    #: Cache alias holding validation results (see ``cache.py``). A shared
     #: cache (Redis) makes a revocation visible to every process on the next
     #: request; a per-process cache, within VALIDATION_CACHE_SECONDS.
     cache_alias: str = "default"

@@ -18,7 +18,7 @@ import secrets
 
 REFRESH_TOKEN_PREFIX = "rt_"
 CLIENT_SECRET_PREFIX = "cs_"
-_RANDOM_BYTES = 32  # 256 bits, SPEC §3
+_RANDOM_BYTES = 32  # 256 bits, docs/tokens.md
 
 
 def new_refresh_token() -> str:

@@ -20,11 +20,10 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Coalesce, Greatest
-from django.utils import timezone
 
-from . import credentials
+from . import clock, credentials
 from .conf import SIGNING_ALGORITHMS, duration_problem, lifecycle_settings
-from .rules import Policy, RevokeReason, is_live, refresh_usable
+from .rules import Policy, RevokeReason
 
 
 class _UUID7:
@@ -118,7 +117,7 @@ class Client(models.Model):
         default=False,
         help_text="A resource server: may introspect tokens issued to any client (RFC 7662).",
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
 
     access_token_lifetime = models.DurationField(null=True, blank=True)
     refresh_token_lifetime = models.DurationField(null=True, blank=True)
@@ -187,9 +186,44 @@ class Client(models.Model):
 
 
 class TokenPairQuerySet(models.QuerySet):
+    """The lifecycle rules of :mod:`.rules` spelled in SQL; nothing else filters on them.
+
+    Each rule is a ``Q`` (for ``Case``/``When`` and ``Exists``) and a filter.
+    """
+
+    @staticmethod
+    def access_usable_q(now: datetime) -> Q:
+        """``rules.access_usable``: not revoked and ``now < access_expires_at``."""
+        return Q(revoked_at__isnull=True, access_expires_at__gt=now)
+
+    @staticmethod
+    def refresh_usable_q(now: datetime) -> Q:
+        """``rules.refresh_usable``: not revoked, not expired, inside its grace window."""
+        return Q(revoked_at__isnull=True, refresh_expires_at__gt=now) & (
+            Q(refresh_grace_ends_at__isnull=True) | Q(refresh_grace_ends_at__gt=now)
+        )
+
+    @staticmethod
+    def live_q(now: datetime) -> Q:
+        """``rules.is_live``, as one indexed range: ``live_until`` is stored for this."""
+        return Q(revoked_at__isnull=True, live_until__gt=now)
+
+    @staticmethod
+    def expired_q(now: datetime) -> Q:
+        """Not revoked, and neither token usable any more."""
+        return Q(revoked_at__isnull=True, live_until__lte=now)
+
+    def access_usable(self, now: datetime) -> TokenPairQuerySet:
+        return self.filter(self.access_usable_q(now))
+
+    def refresh_usable(self, now: datetime) -> TokenPairQuerySet:
+        return self.filter(self.refresh_usable_q(now))
+
     def live(self, now: datetime) -> TokenPairQuerySet:
-        """Pairs with a usable access or refresh token at ``now`` (see ``rules.is_live``)."""
-        return self.filter(revoked_at__isnull=True, live_until__gt=now)
+        return self.filter(self.live_q(now))
+
+    def expired(self, now: datetime) -> TokenPairQuerySet:
+        return self.filter(self.expired_q(now))
 
 
 class TokenPair(models.Model):
@@ -223,7 +257,7 @@ class TokenPair(models.Model):
     issued_at = models.DateTimeField()
     access_expires_at = models.DateTimeField()
     refresh_expires_at = models.DateTimeField()
-    #: First use of the refresh token; starts the grace window (SPEC calls it ``rotated_at``).
+    #: First use of the refresh token, which starts the grace window.
     rotated_at = models.DateTimeField(null=True, blank=True)
     #: ``rotated_at`` plus the grace period in force at that moment; never moves afterwards.
     refresh_grace_ends_at = models.DateTimeField(null=True, blank=True)
@@ -262,12 +296,6 @@ class TokenPair(models.Model):
     def __str__(self) -> str:
         return str(self.id)
 
-    def is_live(self, now: datetime) -> bool:
-        return is_live(self, now)
-
-    def refresh_usable(self, now: datetime) -> bool:
-        return refresh_usable(self, now)
-
 
 class SigningKeyQuerySet(models.QuerySet):
     def signing(self, now: datetime) -> SigningKeyQuerySet:
@@ -301,8 +329,8 @@ class SigningKey(models.Model):
     private_key_ciphertext = models.TextField(editable=False)
     #: The public key as a JWK (RFC 7517), what the JWKS endpoint publishes.
     public_jwk = models.JSONField(editable=False)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    signs_from = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=clock.now, editable=False)
+    signs_from = models.DateTimeField(default=clock.now)
     #: When a newer key took over signing; null while this one signs (or will).
     retired_at = models.DateTimeField(null=True, blank=True)
     #: When the key stops verifying and leaves the JWKS; null while it signs.
@@ -315,6 +343,3 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.algorithm})"
-
-    def verifies_at(self, now: datetime) -> bool:
-        return self.verify_until is None or now < self.verify_until

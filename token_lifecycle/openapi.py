@@ -43,8 +43,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.settings import api_settings
 
 from .conf import SIGNING_ALGORITHMS
-from .endpoints import _MAX_VALUE_LENGTH, FORM, JSON
 from .models import GrantType
+from .oauth.parsing import FORM, JSON, MAX_VALUE_LENGTH
+from .reasons import RefreshRefusal
 
 __all__ = ["BEARER_FAILURES", "BEARER_FAILURE_HEADERS", "BearerTokenScheme"]
 
@@ -88,7 +89,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 class ClientAuthenticationDocumentation(BaseAuthentication):
     """Never used to authenticate: it stands for RFC 6749 §2.3 client authentication.
 
-    The OAuth endpoints authenticate the client themselves (``endpoints.py``);
+    The OAuth endpoints authenticate the client themselves (``oauth/clients.py``);
     this class only lets the schema name the HTTP Basic scheme they accept.
     """
 
@@ -118,7 +119,7 @@ class ClientSecretBasicScheme(OpenApiAuthenticationExtension):
 
 def _param(help_text: str, *, required: bool = False) -> serializers.CharField:
     return serializers.CharField(
-        required=required, max_length=_MAX_VALUE_LENGTH, help_text=help_text
+        required=required, max_length=MAX_VALUE_LENGTH, help_text=help_text
     )
 
 
@@ -185,6 +186,11 @@ class TokenResponseSerializer(serializers.Serializer):
 class OAuthErrorSerializer(serializers.Serializer):
     error = serializers.ChoiceField(choices=OAUTH_ERRORS)
     error_description = serializers.CharField()
+    reason = serializers.ChoiceField(
+        choices=[refusal.value for refusal in RefreshRefusal],
+        required=False,
+        help_text="Why a refresh was refused (`invalid_grant` only); read this, not the text.",
+    )
 
     class Meta:
         ref_name = "OAuthError"
@@ -383,7 +389,7 @@ class _OAuthEndpointExtension(OpenApiViewExtension):
 
 
 class TokenViewSchema(_OAuthEndpointExtension):
-    target_class = "token_lifecycle.views.TokenView"
+    target_class = "token_lifecycle.oauth.views.TokenView"
     schema = {
         "summary": "Issue or refresh a token pair (RFC 6749)",
         "description": (
@@ -410,7 +416,7 @@ class TokenViewSchema(_OAuthEndpointExtension):
 
 
 class RevocationViewSchema(_OAuthEndpointExtension):
-    target_class = "token_lifecycle.views.RevocationView"
+    target_class = "token_lifecycle.oauth.views.RevocationView"
     schema = {
         "summary": "Revoke a token's pair (RFC 7009)",
         "description": (
@@ -427,7 +433,7 @@ class RevocationViewSchema(_OAuthEndpointExtension):
 
 
 class IntrospectionViewSchema(_OAuthEndpointExtension):
-    target_class = "token_lifecycle.views.IntrospectionView"
+    target_class = "token_lifecycle.oauth.views.IntrospectionView"
     schema = {
         "summary": "Introspect a token (RFC 7662)",
         "description": (
@@ -456,7 +462,7 @@ class _SessionExtension(OpenApiViewExtension):
 
 
 class PairsViewSchema(_SessionExtension):
-    target_class = "token_lifecycle.views.PairsView"
+    target_class = "token_lifecycle.bearer.views.PairsView"
     schema = {
         "summary": "The caller's live pairs",
         "description": (
@@ -471,7 +477,7 @@ class PairsViewSchema(_SessionExtension):
 
 
 class LogoutViewSchema(_SessionExtension):
-    target_class = "token_lifecycle.views.LogoutView"
+    target_class = "token_lifecycle.bearer.views.LogoutView"
     schema = {
         "summary": "Log out: revoke the presented token's pair",
         "responses": {
@@ -482,7 +488,7 @@ class LogoutViewSchema(_SessionExtension):
 
 
 class LogoutAllViewSchema(_SessionExtension):
-    target_class = "token_lifecycle.views.LogoutAllView"
+    target_class = "token_lifecycle.bearer.views.LogoutAllView"
     schema = {
         "summary": "Log out everywhere: revoke every live pair of the caller's user",
         "description": "On every client, not only the caller's.",
@@ -530,7 +536,7 @@ class _PublicExtension(OpenApiViewExtension):
 
 
 class JWKSViewSchema(_PublicExtension):
-    target_class = "token_lifecycle.views.JWKSView"
+    target_class = "token_lifecycle.oauth.discovery.JWKSView"
     schema = {
         "summary": "The public keys verifying access tokens (RFC 7517)",
         "description": "Any service can verify access tokens with these keys alone.",
@@ -539,7 +545,7 @@ class JWKSViewSchema(_PublicExtension):
 
 
 class MetadataViewSchema(_PublicExtension):
-    target_class = "token_lifecycle.views.MetadataView"
+    target_class = "token_lifecycle.oauth.discovery.MetadataView"
     schema = {
         "summary": "Authorization server metadata (RFC 8414)",
         "description": "The endpoints, grant types and client authentication methods.",

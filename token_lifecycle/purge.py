@@ -1,4 +1,4 @@
-"""Deleting dead pairs and retired signing keys (SPEC §2 rule 5, ``purge_expired_tokens``).
+"""Deleting dead pairs and retired signing keys (``purge_expired_tokens``, docs/lifecycle.md).
 
 **What is dead.** A pair's row matters until it can no longer change any
 answer: a revoked pair from its ``revoked_at``; an unrevoked one until both
@@ -7,7 +7,7 @@ of its tokens have expired, ``max(access_expires_at, refresh_expires_at)``
 exactly ``live_until``. For a used one it is later: its ``live_until`` moved
 back (to its access expiry or grace end, whichever is later), but a replay of
 its refresh token before ``refresh_expires_at`` must still find the row, or
-reuse detection (SPEC §2 rule 2) would silently stop working and a stolen
+reuse detection (docs/lifecycle.md rule 2) would silently stop working and a stolen
 token family would live on.
 A pair is deleted once it has been dead for longer than the retention
 (``PURGE_RETENTION``, seven days by default), so that admins still see
@@ -51,8 +51,8 @@ from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Expression, Model, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 
+from .clock import now as clock
 from .models import SigningKey, TokenPair
-from .services import clock
 
 #: Rows per batch: big enough that per-statement overhead vanishes, small enough
 #: that each transaction is short and one batch of ids is a few hundred kB.

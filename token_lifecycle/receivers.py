@@ -1,4 +1,4 @@
-"""Revocation sources that are model changes (SPEC §2 rule 4).
+"""Revocation sources that are model changes (docs/lifecycle.md rule 4).
 
 - A user's password change (``set_password`` then ``save``, as Django's
   password views and ``changepassword`` do) revokes every pair of that user:
@@ -12,7 +12,7 @@ Each is a setting (``REVOKE_ON_PASSWORD_CHANGE``, ``REVOKE_ON_USER_DEACTIVATION`
 ``REVOKE_ON_CLIENT_DEACTIVATION``). The revocation runs inside the saving
 transaction, so the change and the revocation commit together. Saving or
 deleting a user or client also drops its entry from the validation cache
-(``validation.py``). Changes made with ``QuerySet.update()`` send no
+(:mod:`.cache`). Changes made with ``QuerySet.update()`` send no
 signals: see the README for the bound on those.
 """
 
@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 
-from . import services, validation
+from . import cache, services
 from .conf import lifecycle_settings
 from .models import Client
 from .rules import RevokeReason
@@ -56,7 +56,7 @@ def user_post_save(sender, instance, created=False, raw=False, update_fields=Non
     if reason and not raw:
         services.revoke_user_pairs(instance, reason)
     if not created and update_fields != frozenset({"last_login"}):  # not on every login
-        _forget_now_and_after_commit(validation.forget_user, instance.pk)
+        _forget_now_and_after_commit(cache.forget_user, instance.pk)
 
 
 def client_pre_save(sender, instance, update_fields=None, raw=False, **kwargs) -> None:
@@ -71,15 +71,15 @@ def client_post_save(sender, instance, created=False, raw=False, **kwargs) -> No
     if reason and not raw:
         services.revoke_client_pairs(instance, reason)
     if not created:
-        _forget_now_and_after_commit(validation.forget_client, instance.client_id)
+        _forget_now_and_after_commit(cache.forget_client, instance.client_id)
 
 
 def user_post_delete(sender, instance, **kwargs) -> None:
-    _forget_now_and_after_commit(validation.forget_user, instance.pk)
+    _forget_now_and_after_commit(cache.forget_user, instance.pk)
 
 
 def client_post_delete(sender, instance, **kwargs) -> None:
-    _forget_now_and_after_commit(validation.forget_client, instance.client_id)
+    _forget_now_and_after_commit(cache.forget_client, instance.client_id)
 
 
 def _forget_now_and_after_commit(forget, key) -> None:

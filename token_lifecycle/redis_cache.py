@@ -5,22 +5,26 @@ Use it as the cache alias of ``TOKEN_LIFECYCLE["CACHE_ALIAS"]``::
     CACHES = {"default": {"BACKEND": "token_lifecycle.redis_cache.RedisCache",
                           "LOCATION": "redis://127.0.0.1:6379/0"}}
 
+It knows nothing of the app: it keeps near whatever keys it reads, and any
+Django code may use the alias.
+
 Two differences from Django's ``RedisCache``, both for the bearer path (one
 ``get_many`` per request):
 
 - One ``redis.Redis`` client per connection pool. Django builds one per
   operation, which with redis-py 8 costs ~60 µs, more than the round trip.
-- A per-process copy of the app's validation entries (the near cache), so a
-  warm request costs no round trip at all. It stays right because Redis tells
+- A per-process copy of the values it read (the near cache), so a warm
+  request costs no round trip at all. It stays right because Redis tells
   the process when any of those keys changes: a dedicated connection asks for
   server-assisted client-side caching in broadcast mode (``CLIENT TRACKING ON
   BCAST PREFIX``, Redis >= 6), and Redis then sends an invalidation for every
   write, delete or expiry of a key under the prefix, by any client. Each
-  lookup first reads the invalidations waiting on that connection (a
-  non-blocking poll, a few µs). Redis queues an invalidation in the same event
-  loop turn as the write it reports, so by the time the process that revoked a
-  pair has answered its client, the invalidation is already on its way to
-  every other process; the next request anywhere reads it before it looks.
+  lookup first reads the invalidations waiting on that connection
+  (redis-py's public ``Connection.can_read(timeout=0)``, a few µs). Redis
+  queues an invalidation in the same event loop turn as the write it
+  reports, so by the time the process that revoked a pair has answered its
+  client, the invalidation is already on its way to every other process;
+  the next request anywhere reads it before it looks.
 
 The copy is used only while that connection is known to be alive: it is
 pinged after a second of silence and trusted for three seconds since it last
@@ -29,7 +33,13 @@ falls back to plain Redis reads until a new connection is set up. A local
 entry never outlives its Redis key (its TTL is read with the value).
 
 ``OPTIONS``: ``NEAR_CACHE`` (default ``True``; ``False`` gives Django's
-behaviour plus the client reuse), ``NEAR_CACHE_MAX_ENTRIES`` (default 10,000).
+behaviour plus the client reuse), ``NEAR_CACHE_MAX_ENTRIES`` (default 10,000),
+``NEAR_CACHE_PREFIX`` (default ``""``: every key; a prefix, as passed to
+``cache.get``, keeps only those keys near).
+
+Why not redis-py's own client-side caching (``protocol=3, cache_config=...``)?
+It refuses servers older than Redis 7.4, and the Redis most Linux
+distributions ship (Debian 12: 7.0) is older.
 The near cache needs a single server in ``LOCATION``; with replicas it is off.
 Everything else (options, serializer, pools) is Django's own.
 """
@@ -40,7 +50,6 @@ import contextlib
 import functools
 import logging
 import os
-import select
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -81,8 +90,6 @@ class NearCache:
         self._pending: dict[str, int] = {}  # key -> ticket of the read in flight
         self._next_ticket = 0
         self._connection = None
-        self._readable: Callable[[], bool] = lambda: False
-        self._maybe_buffered = False
         self._pid = None
         self._last_heard = 0.0
         self._ping_sent_at: float | None = None
@@ -156,14 +163,10 @@ class NearCache:
                 return False
             self._last_heard = now
             self._warned = False
-            self._readable = _readiness_check(self._connection)
-            self._maybe_buffered = True  # set-up replies may have brought a message along
         try:
             connection = self._connection
-            if self._maybe_buffered or self._readable():
-                while connection.can_read(timeout=0):  # buffered bytes first, then the socket
-                    self._receive(connection.read_response(), now)
-                self._maybe_buffered = False
+            while connection.can_read(timeout=0):  # buffered bytes first, then the socket
+                self._receive(connection.read_response(), now)
             if now - self._last_heard > PING_AFTER:
                 if self._ping_sent_at is None:
                     connection.send_command("PING")
@@ -215,21 +218,6 @@ class NearCache:
         self._ping_sent_at = None
         self._clear()
         self._retry_at = now + RETRY_AFTER if retry else 0.0
-
-
-def _readiness_check(connection) -> Callable[[], bool]:
-    """Whether the connection's socket has anything to read: one poll(2), no timeout juggling.
-
-    redis-py's ``can_read(0)`` sets and restores the socket timeout around a
-    ``recv``: three system calls on every request. After a drain its buffer is
-    empty, so the socket alone tells whether a message (or EOF) is waiting.
-    """
-    sock = getattr(connection, "_sock", None)
-    if sock is None or not hasattr(select, "poll"):
-        return lambda: connection.can_read(timeout=0)
-    poller = select.poll()
-    poller.register(sock, select.POLLIN | select.POLLPRI)  # errors and hang-ups always count
-    return lambda: bool(poller.poll(0))
 
 
 def tracking_connection(server: str, pool_options: dict, prefix: str):
@@ -388,15 +376,14 @@ class RedisCache(DjangoRedisCache):
         options = dict(self._options)
         near_cache = options.pop("NEAR_CACHE", True)
         max_entries = options.pop("NEAR_CACHE_MAX_ENTRIES", 10_000)
+        self._near_cache_key_prefix = options.pop("NEAR_CACHE_PREFIX", "")
         self._options = options
         self._near_cache_settings = (near_cache, max_entries)
 
     def _near_cache_prefix(self) -> str | None:
-        """The made-key prefix of the app's validation entries, or None if it has none."""
-        from .validation import KEY_PREFIX
-
-        prefix = self.make_key(KEY_PREFIX)
-        if not self.make_key(KEY_PREFIX + "x").startswith(prefix):
+        """The made-key prefix of the keys kept near (``NEAR_CACHE_PREFIX``), or None."""
+        prefix = self.make_key(self._near_cache_key_prefix)
+        if not self.make_key(self._near_cache_key_prefix + "x").startswith(prefix):
             return None  # a KEY_FUNCTION that does not keep prefixes
         return prefix
 

@@ -1,4 +1,4 @@
-"""The lifecycle rules of SPEC §2, as pure functions over timestamps.
+"""The lifecycle rules (docs/lifecycle.md), as pure functions over timestamps.
 
 Nothing here touches the database or reads the clock: every function is given
 the instant it judges (``now``) and the :class:`Policy` in force. The
@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from django.db.models import TextChoices
+
+from .reasons import RefreshRefusal
 
 
 class RevokeReason(TextChoices):
@@ -156,11 +158,18 @@ class RefreshOutcome(enum.Enum):
     REUSED = "reused"
 
 
-_REFUSAL_MESSAGES = {
-    RefreshOutcome.REVOKED: "The refresh token has been revoked.",
-    RefreshOutcome.SESSION_ENDED: "The session has reached its maximum lifetime.",
-    RefreshOutcome.EXPIRED: "The refresh token has expired.",
-    RefreshOutcome.REUSED: "The refresh token was already used and its grace window has ended.",
+#: Each refusal's machine-readable reason (:mod:`.reasons`) and its description.
+_REFUSALS = {
+    RefreshOutcome.REVOKED: (RefreshRefusal.REVOKED, "The refresh token has been revoked."),
+    RefreshOutcome.SESSION_ENDED: (
+        RefreshRefusal.SESSION_ENDED,
+        "The session has reached its maximum lifetime.",
+    ),
+    RefreshOutcome.EXPIRED: (RefreshRefusal.EXPIRED, "The refresh token has expired."),
+    RefreshOutcome.REUSED: (
+        RefreshRefusal.REUSE_DETECTED,
+        "The refresh token was already used and its grace window has ended.",
+    ),
 }
 
 
@@ -180,12 +189,13 @@ class RefreshDecision:
         return self.outcome in (RefreshOutcome.FIRST_USE, RefreshOutcome.IN_GRACE)
 
     @property
-    def error_description(self) -> str:
-        return _REFUSAL_MESSAGES.get(self.outcome, "")
+    def refusal(self) -> tuple[RefreshRefusal, str] | None:
+        """``(reason, description)`` of a refused refresh; None when a pair is issued."""
+        return _REFUSALS.get(self.outcome)
 
 
 def decide_refresh(pair: PairState, now: datetime, policy: Policy) -> RefreshDecision:
-    """Judge a refresh with the pair's refresh token at ``now`` (SPEC §2 rule 2).
+    """Judge a refresh with the pair's refresh token at ``now`` (docs/lifecycle.md rule 2).
 
     The checks run in the order of the spec: a revoked pair is refused and
     nothing else changes (an evicted pair must not look like a replay); an

@@ -1,35 +1,39 @@
-"""The transactional layer: load, lock, apply a rule from :mod:`.rules`, save.
+"""The transactional layer: lock, load, ask :mod:`.rules`, save.
 
 Every change to a principal's pairs (issue, refresh, eviction, reuse
-revocation) happens in one short transaction holding that principal's lock,
-so the cap holds exactly however many processes issue at once, while
-different principals (other users of the same client) never wait for each
-other. See :func:`lock_principal`.
+revocation) is one short transaction holding that principal's lock
+(:mod:`.locking`), so the cap holds exactly under concurrent requests.
+Access tokens are signed after the transaction commits, so locks are held
+for database work only. Signals are sent after commit.
 
-Access tokens are signed after the transaction commits, so the lock is held
-for database work only. Signals are sent after commit (``on_commit``).
+A revocation writes its tombstones into the validation cache (:mod:`.cache`)
+before its transaction commits: a request that reads the pair from the
+database meanwhile cannot cache it as valid over them. Should the transaction
+roll back, the pairs are refused for at most ``VALIDATION_CACHE_SECONDS``:
+failing closed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import transaction
+from django.db.models import Q, QuerySet
 
-from . import clock as app_clock
-from . import credentials, pair_sql, rules, signals, validation
-from .errors import InvalidGrant, InvalidScope
-from .keys import signing_key
+from . import cache, clock, credentials, keys, rules, signals
+from .locking import database, lock_principal, lock_user
 from .models import Client, TokenPair
+from .oauth.errors import InvalidGrant
+from .reasons import RefreshRefusal
 from .rules import RefreshOutcome, RevokeReason
-from .tokens import InvalidAccessToken, decode_access_token, encode_access_token
+from .scopes import grant_scope, narrow_scope
 
-#: The application clock (see ``clock.py``).
-clock = app_clock.now
+ACCESS_TOKEN = "access_token"
+REFRESH_TOKEN = "refresh_token"
+_BATCH = 500  # ids per IN list: SQLite's variable limit, and short statements
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,83 +54,103 @@ class IssuedPair:
         return rules.seconds_until(self.pair.refresh_expires_at, self.now)
 
 
-# -- Locking ------------------------------------------------------------------
-
-
-def _db_alias() -> str:
-    return router.db_for_write(TokenPair)
-
-
-def _lock_user_row(user_pk: int) -> None:
-    """Other backends (MySQL, Oracle...): the user's row stands in for both locks."""
-    user_model = TokenPair._meta.get_field("user").related_model
-    list(user_model._default_manager.select_for_update().filter(pk=user_pk).values_list("pk"))
-
-
-def lock_principal(client_pk: int, user_pk: int) -> None:
-    """Serialise changes to one principal's pairs until the current transaction ends.
-
-    PostgreSQL: an exclusive advisory lock on (client, user), so the cap holds
-    exactly while logins of other users, or of the same user through other
-    clients, proceed in parallel; plus a *shared* lock on the user, which only
-    :func:`lock_user` (a user-wide revocation) waits for. One statement, no
-    row locked. SQLite: nothing, the database admits one writer at a time (use
-    ``transaction_mode: IMMEDIATE``, see the README). Other backends: the
-    user's row, which serialises one user's logins.
-    """
-    connection = connections[_db_alias()]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0)),"
-                " pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                [
-                    pair_sql.user_lock_name(user_pk),
-                    pair_sql.principal_lock_name(client_pk, user_pk),
-                ],
-            )
-    elif connection.features.has_select_for_update:
-        _lock_user_row(user_pk)
-
-
-def lock_user(user_pk: int) -> None:
-    """Hold off every issue and refresh of one user until the transaction ends.
-
-    Taken by user-wide revocations: a login or refresh in flight, through any
-    client, either commits before (and its pair is revoked) or starts after
-    (and finds its pair revoked or the user changed): none escapes.
-    """
-    connection = connections[_db_alias()]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                [pair_sql.user_lock_name(user_pk)],
-            )
-    elif connection.features.has_select_for_update:
-        _lock_user_row(user_pk)
-
-
 # -- Issue and refresh --------------------------------------------------------
 
 
-def _new_pair(
-    client: Client,
-    user_pk: int,
-    times: rules.PairTimes,
-    *,
-    scope: str,
-    evict: list,
-    parent=None,
-    parent_rotated: bool = False,
-):
-    """Insert a pair and evict ``evict`` (rule 3); with ``parent_rotated``, store the
-    parent's first use too. One statement on PostgreSQL (see pair_sql.insert).
+def issue_pair(
+    *, client: Client, user: Any, issuer: str, grant_type: str, scope: str | None = None
+) -> IssuedPair:
+    """Issue (a new pair in a new family for client and user), then the cap."""
+    granted_scope = grant_scope(scope, client.allowed_scopes)
+    policy = client.policy()
+    keys.signing_key()  # loaded (or created) before the transaction
+    with transaction.atomic(using=database()):
+        lock_principal(client.pk, user.pk)
+        # Read after the lock: pairs of a principal are stamped in the order they are made.
+        now = clock.now()
+        others = _principal_pairs(client.pk, user.pk, now)
+        times = rules.new_pair_times(policy, now, rules.session_ends_at(policy, now))
+        pair, refresh_token = _insert(client, user.pk, times, scope=granted_scope)
+        transaction.on_commit(
+            lambda: signals.pair_issued.send(TokenPair, pair=pair, grant_type=grant_type)
+        )
+        _evict(others, policy.max_pairs, now)
+    return _sign(pair, refresh_token, client, issuer, now)
 
-    Returns the pair, its refresh token and the ``(id, client, user)`` of the
-    pairs evicted, for :func:`_after_revocation` once the caller's own signal is
-    registered (so that signals keep the order of events).
+
+def refresh_pair(
+    *, client: Client, refresh_token: str, issuer: str, scope: str | None = None
+) -> IssuedPair:
+    """Refresh, then the cap. Every refusal is :class:`InvalidGrant` with a reason.
+
+    A replay after the grace window revokes the family first (with reuse
+    detection on): that revocation commits although the request fails.
     """
+    policy = client.policy()
+    found = (
+        TokenPair.objects.select_related("user")
+        .defer("user__password")
+        .filter(refresh_token_digest=credentials.digest(refresh_token))
+        .first()
+    )
+    if found is None or found.client_id != client.pk:
+        # Another client's token is indistinguishable from an unknown one.
+        raise InvalidGrant("The refresh token is invalid.", reason=RefreshRefusal.INVALID)
+    if not getattr(found.user, "is_active", True):
+        raise InvalidGrant("The user account is inactive.", reason=RefreshRefusal.USER_INACTIVE)
+    granted_scope = narrow_scope(scope, found.scope)
+    keys.signing_key()
+    with transaction.atomic(using=database()):
+        lock_principal(client.pk, found.user_id)
+        now = clock.now()
+        # The pair again, under the lock, with the principal's other live pairs.
+        rows = _principal_pairs(client.pk, found.user_id, now, also=found.pk)
+        pair = next((row for row in rows if row.pk == found.pk), None)
+        if pair is None:  # purged since it was looked up
+            raise InvalidGrant("The refresh token is invalid.", reason=RefreshRefusal.INVALID)
+        decision = rules.decide_refresh(pair, now, policy)
+        if decision.outcome is RefreshOutcome.REUSED:
+            _handle_reuse(pair, decision.revoke_family, now)
+        elif decision.issues_pair:
+            if decision.outcome is RefreshOutcome.FIRST_USE:
+                pair.rotated_at = decision.rotated_at
+                pair.refresh_grace_ends_at = decision.refresh_grace_ends_at
+                pair.live_until = rules.live_until(pair)
+                pair.save(update_fields=["rotated_at", "refresh_grace_ends_at", "live_until"])
+            # The refreshed pair counts against the cap while it is live.
+            others = [row for row in rows if row.pk != pair.pk or rules.is_live(row, now)]
+            times = rules.new_pair_times(policy, now, pair.session_ends_at)
+            child, new_refresh_token = _insert(
+                client, pair.user_id, times, scope=granted_scope, parent=pair
+            )
+            transaction.on_commit(
+                lambda: signals.pair_refreshed.send(TokenPair, pair=child, parent=pair)
+            )
+            _evict(others, policy.max_pairs, now)
+    if decision.refusal is not None:
+        reason, description = decision.refusal
+        raise InvalidGrant(description, reason=reason)
+    return _sign(child, new_refresh_token, client, issuer, now)
+
+
+def _principal_pairs(client_pk: int, user_pk: Any, now: datetime, also: Any = None) -> list:
+    """The principal's live pairs (and pair ``also`` in any state), locked, oldest first.
+
+    Locked so that a revocation running meanwhile waits for this transaction:
+    the pairs it evicts are exactly those this transaction reports.
+    """
+    condition = TokenPair.objects.live_q(now) & Q(client_id=client_pk, user_id=user_pk)
+    if also is not None:
+        condition |= Q(pk=also)
+    queryset = TokenPair.objects.filter(condition)
+    rows = list(queryset.select_for_update().order_by("pk"))
+    rows.sort(key=lambda row: (row.issued_at, row.pk))
+    return rows
+
+
+def _insert(
+    client: Client, user_pk: Any, times: rules.PairTimes, *, scope: str, parent=None
+) -> tuple[TokenPair, str]:
     refresh_token = credentials.new_refresh_token()
     pair = TokenPair(
         client=client,
@@ -141,139 +165,40 @@ def _new_pair(
         live_until=times.live_until,
     )
     pair.family_id = parent.family_id if parent else pair.id
-    evicted = pair_sql.insert(
-        _db_alias(),
-        pair,
-        rotated_parent=parent if parent_rotated else None,
-        evict=[other.pk for other in evict],
-        revoked_at=times.issued_at,  # the request's instant
-        reason=RevokeReason.EVICTED,
-    )
-    return pair, refresh_token, evicted
+    pair.save(force_insert=True)
+    return pair, refresh_token
 
 
-def _sign(issued: TokenPair, refresh_token: str, client: Client, issuer: str, now: datetime):
-    access_token = encode_access_token(
-        pair_id=str(issued.pk),
-        subject=str(issued.user_id),
+def _evict(others: list[TokenPair], max_pairs: int, now: datetime) -> None:
+    """The cap: revoke the oldest of ``others`` (locked, live) so the new pair fits."""
+    evicted = rules.pairs_to_evict(others, max_pairs)
+    if evicted:
+        TokenPair.objects.filter(pk__in=[pair.pk for pair in evicted]).update(
+            revoked_at=now, revoke_reason=RevokeReason.EVICTED
+        )
+        _after_revocation(
+            [(pair.pk, pair.client_id, pair.user_id) for pair in evicted], RevokeReason.EVICTED
+        )
+
+
+def _sign(pair: TokenPair, refresh_token: str, client: Client, issuer: str, now: datetime):
+    access_token = keys.encode_access_token(
+        pair_id=str(pair.pk),
+        subject=str(pair.user_id),
         client_id=client.client_id,
-        issued_at=issued.issued_at,
-        expires_at=issued.access_expires_at,
+        issued_at=pair.issued_at,
+        expires_at=pair.access_expires_at,
         issuer=issuer,
-        scope=issued.scope,
+        scope=pair.scope,
     )
-    return IssuedPair(issued, access_token, refresh_token, now)
-
-
-def issue_pair(
-    *, client: Client, user, issuer: str, grant_type: str, scope: str | None = None
-) -> IssuedPair:
-    """Rule 1 (issue) and rule 3 (cap): a new pair in a new family for (client, user)."""
-    granted_scope = grant_scope(scope, client.allowed_scopes)
-    policy = client.policy()
-    signing_key()  # loaded (or created) before the transaction, see keys.py
-    with transaction.atomic(using=_db_alias()):
-        lock_principal(client.pk, user.pk)
-        # Read after the lock: pairs of a principal are stamped in the order they are made.
-        now = clock()
-        others = pair_sql.live_pairs(_db_alias(), client.pk, user.pk, now)
-        times = rules.new_pair_times(policy, now, rules.session_ends_at(policy, now))
-        pair, refresh_token, evicted = _new_pair(
-            client,
-            user.pk,
-            times,
-            scope=granted_scope,
-            evict=rules.pairs_to_evict(others, policy.max_pairs),
-        )
-        transaction.on_commit(
-            lambda: signals.pair_issued.send(TokenPair, pair=pair, grant_type=grant_type)
-        )
-        _after_revocation(evicted, RevokeReason.EVICTED)
-    return _sign(pair, refresh_token, client, issuer, now)
-
-
-def refresh_pair(
-    *, client: Client, refresh_token: str, issuer: str, scope: str | None = None
-) -> IssuedPair:
-    """Rule 2 (refresh) and rule 3 (cap).
-
-    Raises :class:`InvalidGrant` for every refusal. A replay after the grace
-    window revokes the family first (when reuse detection is on): that
-    revocation commits even though the request fails.
-    """
-    digest = credentials.digest(refresh_token)
-    policy = client.policy()
-    signing_key()
-    alias = _db_alias()
-    # Who holds the token picks the lock. On PostgreSQL the lookup takes it in
-    # the same statement, inside the transaction; elsewhere it runs first
-    # (SQLite's transaction is the database's one write lock: not for unknown
-    # tokens). The pair itself is read again under the lock.
-    lookup_locks = pair_sql.lookup_takes_locks(alias)
-    if not lookup_locks:
-        found, granted_scope = _refresh_token_owner(alias, digest, client, scope)
-    with transaction.atomic(using=alias):
-        if lookup_locks:
-            found, granted_scope = _refresh_token_owner(alias, digest, client, scope, lock=True)
-        else:
-            lock_principal(client.pk, found.user_pk)
-        now = clock()
-        pair, live_others = pair_sql.live_pairs_and_one(
-            alias, client.pk, found.user_pk, now, found.pair_pk
-        )
-        if pair is None:  # purged since we looked it up
-            raise InvalidGrant("The refresh token is invalid.")
-        decision = rules.decide_refresh(pair, now, policy)
-        if decision.outcome is RefreshOutcome.REUSED:
-            _handle_reuse(pair, decision.revoke_family, now)
-        elif decision.issues_pair:
-            first_use = decision.outcome is RefreshOutcome.FIRST_USE
-            if first_use:
-                pair.rotated_at = decision.rotated_at
-                pair.refresh_grace_ends_at = decision.refresh_grace_ends_at
-                pair.live_until = rules.live_until(pair)
-            # The refreshed pair counts against the cap while it is live.
-            others = live_others + ([pair] if rules.is_live(pair, now) else [])
-            others.sort(key=lambda row: (row.issued_at, row.pk))
-            times = rules.new_pair_times(policy, now, pair.session_ends_at)
-            child, new_refresh_token, evicted = _new_pair(
-                client,
-                pair.user_id,
-                times,
-                scope=granted_scope,
-                evict=rules.pairs_to_evict(others, policy.max_pairs),
-                parent=pair,
-                parent_rotated=first_use,
-            )
-            transaction.on_commit(
-                lambda: signals.pair_refreshed.send(TokenPair, pair=child, parent=pair)
-            )
-            _after_revocation(evicted, RevokeReason.EVICTED)
-    if not decision.issues_pair:
-        raise InvalidGrant(decision.error_description)
-    return _sign(child, new_refresh_token, client, issuer, now)
-
-
-def _refresh_token_owner(
-    alias: str, digest: str, client: Client, scope: str | None, *, lock: bool = False
-) -> tuple[pair_sql.RefreshTokenOwner, str]:
-    """Who holds the refresh token, and the scope the refresh may grant; or InvalidGrant."""
-    found = pair_sql.find_by_refresh_digest(alias, digest, lock=lock)
-    if found is None or found.client_pk != client.pk:
-        # Another client's token is indistinguishable from an unknown one.
-        raise InvalidGrant("The refresh token is invalid.")
-    if not found.user_is_active:
-        raise InvalidGrant("The user account is inactive.")
-    return found, narrow_scope(scope, found.scope)
+    return IssuedPair(pair, access_token, refresh_token, now)
 
 
 def _handle_reuse(pair: TokenPair, revoke_family: bool, now: datetime) -> None:
     revoked: list = []
     if revoke_family:
         family = TokenPair.objects.live(now).filter(family_id=pair.family_id)
-        revoked = _revoke_ids(
-            list(family.values_list("pk", flat=True)), RevokeReason.REUSE_DETECTED, now
-        )
+        revoked = _revoke(family, RevokeReason.REUSE_DETECTED, now)
     transaction.on_commit(
         lambda: signals.refresh_token_reused.send(
             TokenPair, pair=pair, family_id=pair.family_id, revoked_pair_ids=revoked
@@ -281,44 +206,7 @@ def _handle_reuse(pair: TokenPair, revoke_family: bool, now: datetime) -> None:
     )
 
 
-# -- Scope --------------------------------------------------------------------
-
-
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
-
-
-def _scope_tokens(requested: str) -> set[str]:
-    """RFC 6749 §3.3: scope tokens are printable ASCII, separated by single spaces."""
-    tokens = {token for token in requested.split(" ") if token}
-    if not all(_SCOPE_TOKEN.fullmatch(token) for token in tokens):
-        raise InvalidScope("The scope is malformed (RFC 6749 §3.3).")
-    return tokens
-
-
-def grant_scope(requested: str | None, allowed: frozenset[str]) -> str:
-    """The scope of a new family: the requested scopes, or all the client may have."""
-    if requested is None:
-        return " ".join(sorted(allowed))
-    wanted = _scope_tokens(requested)
-    if not wanted <= allowed:
-        raise InvalidScope("The requested scope exceeds what this client may request.")
-    return " ".join(sorted(wanted))
-
-
-def narrow_scope(requested: str | None, original: str) -> str:
-    """RFC 6749 §6: a refresh may narrow the scope, never widen it."""
-    if requested is None:
-        return original
-    wanted = _scope_tokens(requested)
-    if not wanted <= set(original.split(" ")):
-        raise InvalidScope("A refresh cannot request scopes beyond the original grant.")
-    return " ".join(sorted(wanted))
-
-
 # -- Finding a pair from a token (revocation, introspection) -------------------
-
-ACCESS_TOKEN = "access_token"
-REFRESH_TOKEN = "refresh_token"
 
 
 def pair_for_token(
@@ -332,42 +220,48 @@ def pair_for_token(
     pair's id finds nothing; with ``accept_expired`` (revocation) it may have
     expired, and its key may have retired.
     """
+    pairs = TokenPair.objects.select_related("client", "user")
     if token.startswith(credentials.REFRESH_TOKEN_PREFIX):
-        pair = (
-            TokenPair.objects.select_related("client", "user")
-            .filter(refresh_token_digest=credentials.digest(token))
-            .first()
-        )
+        pair = pairs.filter(refresh_token_digest=credentials.digest(token)).first()
         return (pair, REFRESH_TOKEN) if pair else (None, None)
     try:
-        claims = decode_access_token(
-            token, issuer=issuer, now=clock(), accept_expired=accept_expired
+        claims = keys.decode_access_token(
+            token, issuer=issuer, now=clock.now(), accept_expired=accept_expired
         )
         pair_id = uuid.UUID(claims["jti"])
-    except (InvalidAccessToken, ValueError):
+    except (keys.InvalidAccessToken, ValueError):
         return None, None
-    pair = TokenPair.objects.select_related("client", "user").filter(pk=pair_id).first()
+    pair = pairs.filter(pk=pair_id).first()
     return (pair, ACCESS_TOKEN) if pair else (None, None)
 
 
 # -- Revocation ---------------------------------------------------------------
 
 
-def _revoke_ids(pair_ids: Iterable, reason: str, now: datetime) -> list:
-    """Revoke the given pairs that are not revoked yet; signal each after commit."""
-    return _after_revocation(pair_sql.mark_revoked(_db_alias(), pair_ids, reason, now), reason)
+def _revoke(pairs: QuerySet[TokenPair], reason: str, now: datetime) -> list:
+    """Revoke those of ``pairs`` not revoked yet; returns their ids.
+
+    The rows are locked before they are changed, so a pair revoked by two
+    transactions at once is reported (and signalled) by exactly one of them.
+    """
+    rows = list(
+        pairs.filter(revoked_at__isnull=True)
+        .select_for_update()
+        .order_by("pk")
+        .values_list("pk", "client_id", "user_id")
+    )
+    for start in range(0, len(rows), _BATCH):
+        batch = [row[0] for row in rows[start : start + _BATCH]]
+        TokenPair.objects.filter(pk__in=batch).update(revoked_at=now, revoke_reason=reason)
+    return _after_revocation(rows, reason)
 
 
 def _after_revocation(rows: list[tuple], reason: str) -> list:
-    """Tombstones and signals for the pairs a statement revoked, as ``(id, client, user)``."""
+    """Tombstones now and signals after commit, for pairs revoked as ``(id, client, user)``."""
     if not rows:
         return []
     revoked_ids = [row[0] for row in rows]
-    # Before the commit, not after: a request that reads the pair from the
-    # database meanwhile cannot cache it as valid over this tombstone. Should
-    # the transaction roll back, the pairs are refused for at most
-    # VALIDATION_CACHE_SECONDS: failing closed.
-    validation.forget_pairs(revoked_ids)
+    cache.forget_pairs(revoked_ids)
 
     def send() -> None:
         for pair_id, client_pk, user_pk in rows:
@@ -384,23 +278,21 @@ def revoke_pair(pair: TokenPair, reason: str) -> bool:
     return bool(revoke_pair_by_id(pair.pk, reason))
 
 
-def revoke_pair_by_id(pair_id, reason: str) -> list:
-    """Revoke the pair with this id, if it is not revoked yet; returns what was revoked."""
-    with transaction.atomic(using=_db_alias()):
-        return _revoke_ids([pair_id], reason, clock())
+def revoke_pair_by_id(pair_id: Any, reason: str) -> list:
+    """Revoke the pair with this id if it is not revoked yet; returns what was revoked."""
+    with transaction.atomic(using=database()):
+        return _revoke(TokenPair.objects.filter(pk=pair_id), reason, clock.now())
 
 
-def revoke_user_pairs(user, reason: str) -> list:
+def revoke_user_pairs(user: Any, reason: str) -> list:
     """Revoke every live pair of a user, across all clients (logout-all, password change).
 
-    Holds the user's lock (:func:`lock_user`), so no pair issued concurrently
-    escapes the revocation.
+    Holds the user's lock, so no pair issued concurrently escapes.
     """
-    with transaction.atomic(using=_db_alias()):
+    with transaction.atomic(using=database()):
         lock_user(user.pk)
-        now = clock()
-        live_ids = TokenPair.objects.live(now).filter(user=user).values_list("pk", flat=True)
-        return _revoke_ids(list(live_ids), reason, now)
+        now = clock.now()
+        return _revoke(TokenPair.objects.live(now).filter(user=user), reason, now)
 
 
 def revoke_client_pairs(client: Client, reason: str) -> list:
@@ -411,16 +303,14 @@ def revoke_client_pairs(client: Client, reason: str) -> list:
     add a pair. Deactivating the client closes that gap, since its tokens are
     refused on the next request and its refresh requests fail to authenticate.
     """
-    with transaction.atomic(using=_db_alias()):
-        now = clock()
-        live_ids = TokenPair.objects.live(now).filter(client=client).values_list("pk", flat=True)
-        return _revoke_ids(list(live_ids), reason, now)
+    with transaction.atomic(using=database()):
+        now = clock.now()
+        return _revoke(TokenPair.objects.live(now).filter(client=client), reason, now)
 
 
-def principal_pairs(client: Client, user) -> list[TokenPair]:
+def principal_pairs(client: Client, user: Any) -> list[TokenPair]:
     """The live pairs of (client, user), newest first: ``GET /pairs/``."""
-    now = clock()
-    pairs = TokenPair.objects.live(now).filter(client_id=client.pk, user_id=user.pk)
+    pairs = TokenPair.objects.live(clock.now()).filter(client_id=client.pk, user_id=user.pk)
     return list(pairs.order_by("-issued_at", "-id"))
 
 

@@ -1,4 +1,4 @@
-"""Signals of SPEC §6, each sent once per event after the transaction commits.
+"""Signals of docs/commands-and-signals.md, each sent once per event after the transaction commits.
 
 Receivers therefore never see a pair that a rollback later erased, and may
 safely do slow work (send mail, call a webhook) without holding row locks.

@@ -8,20 +8,20 @@ included too (these views link to its endpoints).
 
 from django.urls import path
 
-from . import views
+from .oauth.discovery import JWKSView, MetadataView
 
 urlpatterns = [
     path(
         ".well-known/oauth-authorization-server/<path:issuer_path>",
-        views.MetadataView.as_view(),
+        MetadataView.as_view(),
         name="token_lifecycle_root_metadata",
     ),
     # The bare URL describes an issuer without a path (RFC 8414 §3.1): 404 unless ours is one.
     path(
         ".well-known/oauth-authorization-server",
-        views.MetadataView.as_view(),
+        MetadataView.as_view(),
         {"issuer_path": ""},
         name="token_lifecycle_root_metadata_bare",
     ),
-    path(".well-known/jwks.json", views.JWKSView.as_view(), name="token_lifecycle_root_jwks"),
+    path(".well-known/jwks.json", JWKSView.as_view(), name="token_lifecycle_root_jwks"),
 ]

@@ -69,6 +69,12 @@ DATABASES = {
     )
 }
 CACHES = {"default": cache_from_url(os.environ.get("BENCH_CACHE_URL", "locmem://"))}
+if CACHES["default"]["BACKEND"] == "token_lifecycle.redis_cache.RedisCache":
+    # The same Redis through Django's own backend: "ours (stock RedisCache)" in micro.py.
+    CACHES["stock"] = {
+        **CACHES["default"],
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
@@ -83,7 +89,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
 
-# token_lifecycle: the defaults of SPEC §2 (ISSUER derived from the request).
+# token_lifecycle: the defaults of docs/lifecycle.md (ISSUER derived from the request).
 TOKEN_LIFECYCLE = {
     "ACCESS_TOKEN_LIFETIME": timedelta(days=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=30),

@@ -60,9 +60,13 @@ class TokenEndpoint:
         body = _json_or_none(response)
         if response.status_code == 200:
             return TokenSet.from_token_response(body, requested_at=requested_at)
-        error, description = _error_fields(body)
+        error, description, reason = _error_fields(body)
         refusal = error_for_response(
-            response.status_code, error, description, grant_type=params.get("grant_type", "")
+            response.status_code,
+            error,
+            description,
+            grant_type=params.get("grant_type", ""),
+            reason=reason,
         )
         if isinstance(refusal, TokenEndpointUnavailable):
             refusal.retry_after = _retry_after(response)
@@ -126,11 +130,13 @@ def _retry_after(response: httpx.Response) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-def _error_fields(body: object) -> tuple[str, str]:
+def _error_fields(body: object) -> tuple[str, str, object]:
+    """``error``, ``error_description`` and ``reason`` (unchecked: see ``refresh_refusal``)."""
     if not isinstance(body, dict):
-        return "invalid_response", "The token endpoint answered without an RFC 6749 error."
+        return "invalid_response", "The token endpoint answered without an RFC 6749 error.", None
     error, description = body.get("error"), body.get("error_description")
     return (
         error if isinstance(error, str) else "invalid_response",
         description if isinstance(description, str) else "",
+        body.get("reason"),
     )

@@ -14,12 +14,15 @@ The split that matters to a caller:
   the client to slow down (429); retry later.
 
 The server answers every refused refresh with ``invalid_grant`` and says why
-only in ``error_description`` (SPEC §4), so the refresh refusals are told apart
-by the phrases of that description (:func:`refresh_refusal`). An unknown
-phrase still maps to :class:`RefreshTokenRejected`, never to a crash.
+in the body's ``reason`` member (:class:`~token_lifecycle.reasons.RefreshRefusal`),
+which :func:`refresh_refusal` maps to a class; ``error_description`` is prose
+for people and is never parsed. No reason, or one this version does not know,
+maps to :class:`RefreshTokenRejected`, never to a crash.
 """
 
 from __future__ import annotations
+
+from ..reasons import RefreshRefusal
 
 
 class TokenClientError(Exception):
@@ -88,38 +91,45 @@ class SessionEnded(RefreshTokenRejected):
     """The family reached the server's absolute session lifetime (``MAX_SESSION_LIFETIME``)."""
 
 
-#: Phrases of the server's ``error_description`` for a refused refresh, first match wins
-#: (token_lifecycle/rules.py, ``_REFUSAL_MESSAGES``).
-_REFRESH_REFUSALS: tuple[tuple[str, type[RefreshTokenRejected]], ...] = (
-    ("revoked", RefreshTokenRevoked),
-    ("grace window", RefreshTokenReused),
-    ("already used", RefreshTokenReused),
-    ("maximum lifetime", SessionEnded),
-    ("session", SessionEnded),
-    ("expired", RefreshTokenExpired),
-)
+#: The class for each ``reason`` of a refused refresh; the others are RefreshTokenRejected.
+REFRESH_REFUSALS: dict[RefreshRefusal, type[RefreshTokenRejected]] = {
+    RefreshRefusal.INVALID: RefreshTokenRejected,
+    RefreshRefusal.REVOKED: RefreshTokenRevoked,
+    RefreshRefusal.EXPIRED: RefreshTokenExpired,
+    RefreshRefusal.SESSION_ENDED: SessionEnded,
+    RefreshRefusal.REUSE_DETECTED: RefreshTokenReused,
+    RefreshRefusal.USER_INACTIVE: RefreshTokenRejected,
+}
 
 
-def refresh_refusal(description: str) -> type[RefreshTokenRejected]:
-    """The exception class for an ``invalid_grant`` answer to a refresh."""
-    lowered = description.lower()
-    for phrase, error_class in _REFRESH_REFUSALS:
-        if phrase in lowered:
-            return error_class
-    return RefreshTokenRejected
+def refresh_refusal(reason: object) -> type[RefreshTokenRejected]:
+    """The exception class for an ``invalid_grant`` answer to a refresh, by its ``reason``."""
+    try:
+        known = RefreshRefusal(reason)
+    except (ValueError, TypeError):  # absent, not a string, or from a newer server
+        return RefreshTokenRejected
+    return REFRESH_REFUSALS.get(known, RefreshTokenRejected)
 
 
 def error_for_response(
-    status_code: int, error: str, description: str, *, grant_type: str
+    status_code: int,
+    error: str,
+    description: str,
+    *,
+    grant_type: str,
+    reason: object = None,
 ) -> TokenEndpointError:
-    """The exception for a token-endpoint refusal of a ``grant_type`` request."""
+    """The exception for a token-endpoint refusal of a ``grant_type`` request.
+
+    ``reason`` is the body's ``reason`` member as received (anything, or None).
+    """
     error_class: type[TokenEndpointError] = TokenEndpointError
     if status_code >= 500 or status_code == 429:
         error_class = TokenEndpointUnavailable
     elif error == "invalid_client":
         error_class = ClientAuthenticationFailed
     elif error == "invalid_grant" and grant_type == "refresh_token":
-        error_class = refresh_refusal(description)
+        error_class = refresh_refusal(reason)
     elif error == "invalid_grant" and grant_type == "password":
         error_class = InvalidCredentials
     return error_class(error, description, status_code=status_code)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
-from token_lifecycle import keys
+from token_lifecycle import clock, keys
 from token_lifecycle.conf import SIGNING_ALGORITHMS
 from token_lifecycle.models import SigningKey
 
@@ -38,7 +37,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, algorithm, immediately: bool, compromised: bool, **options):
         new_key = keys.rotate(algorithm, immediately=immediately, compromised=compromised)
-        now = timezone.now()
+        now = clock.now()
         self.stdout.write(f"New key {new_key.kid} ({new_key.algorithm}), published now.")
         when = (
             "now" if new_key.signs_from <= now else f"at {new_key.signs_from:%Y-%m-%d %H:%M:%S %Z}"

@@ -1,9 +1,10 @@
-"""The geometry of a client's timeline: pairs and an instant in, rows of bars out.
+"""A client's timeline: which pairs are drawn, and where their bars go.
 
 The Client change page draws each pair against one time axis: when its access
 token is usable, when its refresh token is, and the grace window a refresh
-opened, with "now" marked. Everything that decides where a bar goes is here,
-pure (no database, no clock, no HTML), so the picture is tested without a
+opened, with "now" marked. :func:`recent_pairs` is the one query choosing
+the pairs; everything that decides where a bar goes (:func:`build_timeline`)
+is pure (no database, no clock, no HTML), so the picture is tested without a
 browser; the template only turns percentages into SVG attributes.
 
 Positions are percentages of the axis width, which lets the SVG scale with
@@ -18,7 +19,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from .status import ENDED, PairStatus, PairWithPrincipal, current_pair_ids, pair_status
+from django.db.models import Q
+
+from token_lifecycle.conf import lifecycle_settings
+from token_lifecycle.models import Client, TokenPair, TokenPairQuerySet
+
+from .status import ENDED, PairStatus, PairWithPrincipal, current_pair_ids, newness, pair_status
 
 #: Rows drawn at most; the page says when there are more.
 ROW_LIMIT = 50
@@ -97,6 +103,39 @@ class Timeline:
     #: A Django date format for the tick labels, precise enough for the spacing.
     tick_format: str
     rows: tuple[Row, ...]
+
+
+# -- Which pairs --------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RecentPairs:
+    #: At most :data:`ROW_LIMIT`, newest first.
+    pairs: list[TokenPair]
+    #: Pairs that ended before this instant are left out.
+    since: datetime
+    #: More pairs than :data:`ROW_LIMIT` qualified.
+    truncated: bool
+
+
+def recent_pairs(client: Client, now: datetime) -> RecentPairs:
+    """The client's live pairs and those that ended recently, newest first.
+
+    "Recently" is the purge retention (at least a day): the window in which
+    ended pairs still exist anyway.
+    """
+    since = now - max(lifecycle_settings().purge_retention, timedelta(days=1))
+    # Ended after ``since``, or not yet: unrevoked and live at ``since``, or revoked after it.
+    ended_after = TokenPairQuerySet.live_q(since) | Q(revoked_at__gt=since)
+    found = list(
+        TokenPair.objects.filter(ended_after, client=client)
+        .select_related("user")
+        .order_by("-issued_at", "-id")[: ROW_LIMIT + 1]
+    )
+    return RecentPairs(found[:ROW_LIMIT], since, truncated=len(found) > ROW_LIMIT)
+
+
+# -- Geometry -----------------------------------------------------------------
 
 
 def validity_periods(pair: PairWithPrincipal) -> list[tuple[str, datetime, datetime]]:
@@ -222,9 +261,6 @@ def _bar(kind: str, start: datetime, end: datetime, percent) -> Bar:
 
 
 def _grouped(pairs: Sequence[PairWithPrincipal]) -> list[PairWithPrincipal]:
-    def newness(pair: PairWithPrincipal) -> tuple:
-        return (pair.issued_at, pair.pk)
-
     newest: dict[tuple[int, int], tuple] = {}
     for pair in pairs:
         principal = (pair.client_id, pair.user_id)

@@ -28,11 +28,12 @@ from __future__ import annotations
 import logging
 import time
 
+from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from .credentials import digest
-from .errors import OAuthError
+from ..credentials import digest
+from .errors import TooManyRequests
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +43,7 @@ PASSWORD_IP_SCOPE = "token_lifecycle.password_ip"
 DEFAULT_RATES = {PASSWORD_USERNAME_SCOPE: "10/min", PASSWORD_IP_SCOPE: "50/min"}
 
 
-class TooManyRequests(OAuthError):
-    error = "slow_down"
-    status = 429
-
-    def __init__(self, wait: float) -> None:
-        self.wait = max(1, int(wait + 0.999))
-        super().__init__(f"Too many requests; retry in {self.wait} seconds.")
-
-
-def client_ip(request) -> str:
+def client_ip(request: Request) -> str:
     """The address per-IP limits count: ``REMOTE_ADDR``, or as ``NUM_PROXIES`` says."""
     if api_settings.NUM_PROXIES is None:
         return request.META.get("REMOTE_ADDR", "")
@@ -133,7 +125,7 @@ class PasswordFailureLimiter:
     credential-like value is stored in the cache in clear.
     """
 
-    def __init__(self, request, username: str) -> None:
+    def __init__(self, request: Request, username: str) -> None:
         self.counters = [
             _FailureCounter(PASSWORD_USERNAME_SCOPE, digest(username.casefold())),
             _FailureCounter(PASSWORD_IP_SCOPE, digest(client_ip(request))),

@@ -1,10 +1,11 @@
 """What state a pair or a signing key is in, in one word, at an instant.
 
-The lifecycle rules (:mod:`.rules`) answer the questions a request asks: is
-this access token usable, may this refresh token be exchanged? An operator
-asks another one: what is this pair *now*? The answer is one of five
-:class:`PairStatus` values, derived from the same rules, so the admin can
-never disagree with what the token endpoint and the authentication do.
+The lifecycle rules (:mod:`token_lifecycle.rules`) answer the questions a
+request asks: is this access token usable, may this refresh token be
+exchanged? An operator asks another one: what is this pair *now*? The answer
+is one of five :class:`PairStatus` values, derived from the same rules, so
+the admin can never disagree with what the token endpoint and the
+authentication do.
 
 The classification exists in two forms, kept side by side so they cannot
 drift apart (``tests/test_admin.py`` checks that they agree on every state):
@@ -14,6 +15,11 @@ drift apart (``tests/test_admin.py`` checks that they agree on every state):
 - query expressions (:func:`status_q`, :func:`with_status`), so that the
   changelist can filter and label a page of pairs in the database, "current"
   included, in one query.
+
+Both are built from the rules' own spellings (:mod:`token_lifecycle.rules`
+in Python, :class:`~token_lifecycle.models.TokenPairQuerySet` in SQL); what
+this module adds is only "current", which compares a pair with its
+principal's others.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from typing import Protocol
 
 from django.db.models import Case, Exists, OuterRef, Q, QuerySet, TextChoices, Value, When
 
-from . import rules
-from .models import TokenPair
+from token_lifecycle import rules
+from token_lifecycle.models import TokenPair, TokenPairQuerySet
 
 
 class PairStatus(TextChoices):
@@ -77,8 +83,8 @@ def pair_status(pair: rules.PairState, now: datetime, *, is_current: bool) -> Pa
     return PairStatus.ACCESS_ONLY
 
 
-def _newness(pair: PairWithPrincipal) -> tuple:
-    # The order of ``services.principal_pairs``: issue time, then the time-ordered id.
+def newness(pair: PairWithPrincipal) -> tuple:
+    """Sort key of a principal's pairs, oldest first: issue time, then the time-ordered id."""
     return (pair.issued_at, pair.pk)
 
 
@@ -95,39 +101,29 @@ def current_pair_ids(pairs: Iterable[PairWithPrincipal], now: datetime) -> set:
             continue
         principal = (pair.client_id, pair.user_id)
         held = newest.get(principal)
-        if held is None or _newness(pair) > _newness(held):
+        if held is None or newness(pair) > newness(held):
             newest[principal] = pair
     return {pair.pk for pair in newest.values()}
 
 
 # -- In the database ----------------------------------------------------------
 
-
-def live_q(now: datetime) -> Q:
-    """``rules.is_live`` as a filter (``live_until`` is stored for this; see the model)."""
-    return Q(revoked_at__isnull=True, live_until__gt=now)
-
-
-def refresh_usable_q(now: datetime) -> Q:
-    """``rules.refresh_usable`` as a filter."""
-    return Q(revoked_at__isnull=True, refresh_expires_at__gt=now) & (
-        Q(refresh_grace_ends_at__isnull=True) | Q(refresh_grace_ends_at__gt=now)
-    )
+#: Revoked is the one status that holds whatever the instant.
+_REVOKED = Q(revoked_at__isnull=False)
 
 
 def newer_live_pair_exists(now: datetime) -> Exists:
     """True for a pair whose principal has a newer live pair (so it is not current).
 
     A correlated subquery served by the partial index on live pairs of a
-    principal (``tl_pair_principal_live``): one index probe per row.
+    principal (``tl_pair_principal_live``): one index probe per row. "Newer"
+    is :func:`newness`.
     """
     newer = Q(issued_at__gt=OuterRef("issued_at")) | Q(
         issued_at=OuterRef("issued_at"), id__gt=OuterRef("id")
     )
     return Exists(
-        TokenPair.objects.filter(
-            live_q(now), newer, client=OuterRef("client"), user=OuterRef("user")
-        )
+        TokenPair.objects.live(now).filter(newer, client=OuterRef("client"), user=OuterRef("user"))
     )
 
 
@@ -135,25 +131,28 @@ def status_q(status: PairStatus | str, now: datetime) -> Q:
     """A filter selecting exactly the pairs with ``status`` at ``now``."""
     status = PairStatus(status)
     if status is PairStatus.REVOKED:
-        return Q(revoked_at__isnull=False)
+        return _REVOKED
     if status is PairStatus.EXPIRED:
-        return Q(revoked_at__isnull=True, live_until__lte=now)
+        return TokenPairQuerySet.expired_q(now)
+    live = TokenPairQuerySet.live_q(now)
     if status is PairStatus.CURRENT:
-        return live_q(now) & ~newer_live_pair_exists(now)
-    superseded = live_q(now) & newer_live_pair_exists(now)
+        return live & ~newer_live_pair_exists(now)
+    refresh_usable = TokenPairQuerySet.refresh_usable_q(now)
+    superseded = live & newer_live_pair_exists(now)
     if status is PairStatus.SUPERSEDED:
-        return superseded & refresh_usable_q(now)
-    return superseded & ~refresh_usable_q(now)
+        return superseded & refresh_usable
+    return superseded & ~refresh_usable
 
 
 def with_status(queryset: QuerySet[TokenPair], now: datetime) -> QuerySet[TokenPair]:
     """Annotate each pair with ``status``, the value :func:`pair_status` gives at ``now``."""
+    # The first matching When wins, in the order of pair_status.
     return queryset.annotate(
         status=Case(
-            When(revoked_at__isnull=False, then=Value(PairStatus.REVOKED.value)),
-            When(live_until__lte=now, then=Value(PairStatus.EXPIRED.value)),
+            When(_REVOKED, then=Value(PairStatus.REVOKED.value)),
+            When(TokenPairQuerySet.expired_q(now), then=Value(PairStatus.EXPIRED.value)),
             When(~newer_live_pair_exists(now), then=Value(PairStatus.CURRENT.value)),
-            When(refresh_usable_q(now), then=Value(PairStatus.SUPERSEDED.value)),
+            When(TokenPairQuerySet.refresh_usable_q(now), then=Value(PairStatus.SUPERSEDED.value)),
             default=Value(PairStatus.ACCESS_ONLY.value),
         )
     )

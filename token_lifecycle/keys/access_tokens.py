@@ -13,17 +13,14 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import jwt
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.http import HttpRequest
-from django.urls import reverse
 
-from . import keys
-from .conf import lifecycle_settings
+from ..conf import lifecycle_settings
+from .store import signing_key_for, verification_key
 
 TOKEN_TYPE = "at+jwt"
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -33,48 +30,6 @@ _KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 class InvalidAccessToken(Exception):
     """The bearer credential is not a valid access token; the message is safe to show."""
-
-
-@lru_cache(maxsize=64)
-def _issuer(scheme: str, host: str, mount_path: str) -> str:
-    return f"{scheme}://{host}{mount_path}"
-
-
-@lru_cache(maxsize=1)
-def _mount_path() -> str:
-    # "/auth/token/" -> "/auth": where the project included token_lifecycle.urls.
-    return reverse("token_lifecycle:token").removesuffix("/").rsplit("/", 1)[0]
-
-
-def issuer_for(request: HttpRequest) -> str:
-    """The ``iss`` of tokens issued and accepted here.
-
-    ``TOKEN_LIFECYCLE['ISSUER']`` when set; otherwise the URL the app is mounted
-    at, as seen by this request. Set it when the API answers on several hosts,
-    or tokens issued on one host are refused on another.
-    """
-    configured = lifecycle_settings().issuer
-    if configured:
-        return configured
-    # request.get_host() checks ALLOWED_HOSTS on every call; remember its answer
-    # for the raw headers it is computed from (only hosts it accepted are kept).
-    meta = request.META
-    raw = (
-        request.scheme,
-        meta.get("HTTP_HOST"),
-        meta.get("HTTP_X_FORWARDED_HOST"),
-        meta.get("SERVER_NAME"),
-        meta.get("SERVER_PORT"),
-    )
-    issuer = _issuers_by_raw_host.get(raw)
-    if issuer is None:
-        issuer = _issuer(request.scheme, request.get_host(), _mount_path())
-        if len(_issuers_by_raw_host) < 256:
-            _issuers_by_raw_host[raw] = issuer
-    return issuer
-
-
-_issuers_by_raw_host: dict[tuple, str] = {}
 
 
 def encode_access_token(
@@ -88,7 +43,7 @@ def encode_access_token(
     scope: str = "",
 ) -> str:
     """Sign an access token with the current signing key."""
-    key = keys.cover_expiry(keys.signing_key(), expires_at)
+    key = signing_key_for(expires_at)
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": subject,
@@ -137,8 +92,8 @@ def _verify(
     if not isinstance(kid, str) or not _KID.fullmatch(kid):
         # Our kids are RFC 7638 thumbprints; anything else never reaches the database.
         raise InvalidAccessToken("The access token has no valid key id.")
-    key = keys.verification_key(kid)
-    if key is None or not (accept_expired or key.verify_until is None or now < key.verify_until):
+    key = verification_key(kid)
+    if key is None or not (accept_expired or key.verifies(now)):
         raise InvalidAccessToken("The access token was signed by an unknown key.")
     if header.get("alg") != key.algorithm:
         raise InvalidAccessToken("The access token's algorithm does not match its key.")
@@ -201,8 +156,8 @@ class _VerifiedTokens:
             raise InvalidAccessToken("The access token has expired.")
         if claims["iss"] != issuer:
             raise InvalidAccessToken("The access token was issued by another issuer.")
-        key = keys.verification_key(kid)
-        if key is None or not (key.verify_until is None or now < key.verify_until):
+        key = verification_key(kid)
+        if key is None or not key.verifies(now):
             raise InvalidAccessToken("The access token was signed by an unknown key.")
         return claims
 
@@ -219,13 +174,11 @@ class _VerifiedTokens:
 
 _verified = _VerifiedTokens()
 #: Verify an access token, reusing this process's earlier verification of the same token.
-decode_access_token_cached = _verified.decode
+verify_access_token = _verified.decode
 
 
 @receiver(setting_changed)
 def _forget_verified(*, setting: str, **kwargs: Any) -> None:
-    _issuers_by_raw_host.clear()  # ALLOWED_HOSTS, proxies, URLs...: any setting may matter
-    _mount_path.cache_clear()
     if setting in ("TOKEN_LIFECYCLE", "SECRET_KEY"):
         _verified.clear()
 
