@@ -22,7 +22,7 @@ from freezegun import freeze_time
 
 from token_lifecycle import cache, keys, services
 from token_lifecycle.clock import now as app_now
-from token_lifecycle.models import TokenPair
+from token_lifecycle.models import Client, TokenPair
 from token_lifecycle.rules import RevokeReason
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
@@ -212,10 +212,10 @@ def test_rotation_command_keeps_remembered_tokens_valid(issued):
 # -- What the cache stores --------------------------------------------------
 
 
-def _entries(alias: str = "default") -> dict:
-    """The raw entries of the app in a local-memory cache, by key."""
+def _stored_bytes(alias: str = "default") -> bytes:
+    """Everything the app stored in a local-memory cache, as the bytes it keeps."""
     store = caches[alias]._cache  # LocMemCache's own dict: a test may look inside
-    return {key: pickle.loads(value) for key, value in store.items() if cache.KEY_PREFIX in key}
+    return b"".join(value for key, value in store.items() if cache.KEY_PREFIX in key)
 
 
 @pytest.mark.usefixtures("_local_memory")
@@ -223,7 +223,7 @@ def test_the_cached_user_has_no_password_and_loads_it_when_read(
     issued, user, django_assert_num_queries
 ):
     bearer_authenticate(issued.access_token)
-    assert user.password not in repr(_entries())
+    assert user.password.encode() not in _stored_bytes()
     cached_user, _ = cache.validate_pair(_claims(issued), app_now())
     assert cached_user.get_deferred_fields() == {"password"}
     with django_assert_num_queries(1):
@@ -245,8 +245,8 @@ def test_a_row_stored_with_other_fields_is_a_miss(issued, user, django_assert_nu
     """A deploy that changed the user model never reads rows written before it."""
     bearer_authenticate(issued.access_token)
     key = f"{cache.KEY_PREFIX}user:{user.pk}"
-    db, names, values = caches["default"].get(key)
-    caches["default"].set(key, (db, names[1:], values[1:]))
+    db, names, values = pickle.loads(caches["default"].get(key))
+    caches["default"].set(key, pickle.dumps((db, names[1:], values[1:])))
     with django_assert_num_queries(1):
         bearer_authenticate(issued.access_token)
     with django_assert_num_queries(0):  # replaced by a row of this version
@@ -353,3 +353,23 @@ def test_threads_never_accept_a_pair_after_its_revocation_returned(make_client, 
     accepted_before = sum(1 for pair_id, started, accepted in seen if accepted)
     assert late == []
     assert refused_late > 20 and accepted_before > 20  # the race was really run
+
+
+def test_mutable_values_are_copied_not_shared(oauth_client):
+    """A JSONField's dict, say: a view changing it must not change what others read."""
+    client, _ = oauth_client
+    client.scope = ["read"]  # any mutable value stands for one
+    row = cache._row(client)
+
+    cache._instance(Client, row).scope.append("write")
+
+    assert cache._instance(Client, row).scope == ["read"]
+
+
+def test_rows_of_another_model_or_shape_are_refused(oauth_client, user):
+    client, _ = oauth_client
+    assert cache._instance(Client, cache._row(user)) is None  # another model
+    assert cache._instance(Client, b"not a pickle") is None
+    assert cache._instance(Client, pickle.dumps(("a", "b"))) is None
+    assert cache._instance(Client, pickle.dumps(client)) is None  # a pickled instance
+    assert cache._instance(Client, None) is None

@@ -15,8 +15,11 @@ app's back (``QuerySet.update()``) is seen within the same bound.
   its password hash (a deferred field, loaded only if read);
 - ``client:<client_id>``: the client's row (also read by client authentication).
 
-Rows are stored as field values, not pickled model instances: unpickling an
-instance cost about as much as the rest of a warm request together.
+Rows are stored as the pickled bytes of their field values, not as model
+instances: unpickling an instance cost about as much as the rest of a warm
+request. A process unpickles each distinct row once (remembered by content,
+so nothing to invalidate); each read still builds new instances. The pair's
+access expiry is stored as a timestamp, for the same reason.
 
 **One invalidation mechanism: writing.** Everything that can make a cached
 answer wrong writes through this module. A revocation (:mod:`.services`)
@@ -31,17 +34,23 @@ If the cache fails, the database answers and a warning is logged.
 
 from __future__ import annotations
 
+import copy
 import logging
+import pickle
 import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from functools import cache as memoize
+from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
 from django.contrib.auth import get_user_model
 from django.core.cache import BaseCache, caches
 from django.core.signals import setting_changed
 from django.db import models
+from django.db.models.base import ModelState
 from django.dispatch import receiver
 
 from .conf import lifecycle_settings
@@ -76,6 +85,9 @@ def _cache() -> BaseCache | None:
 
 # -- Rows as cache values -----------------------------------------------------
 
+#: Values of these types may be shared by the instances built from one row.
+_IMMUTABLE = (type(None), bool, int, float, str, bytes, date, time, timedelta, Decimal, UUID)
+
 
 @memoize
 def _attnames(model: type[models.Model]) -> tuple[str, ...]:
@@ -83,20 +95,46 @@ def _attnames(model: type[models.Model]) -> tuple[str, ...]:
     return tuple(f.attname for f in model._meta.concrete_fields if f.name != "password")
 
 
-def _row(instance: models.Model) -> tuple:
+def _row(instance: models.Model) -> bytes:
     names = _attnames(type(instance))
-    return (instance._state.db, names, tuple(getattr(instance, name) for name in names))
+    values = tuple(getattr(instance, name) for name in names)
+    return pickle.dumps((instance._state.db, names, values), pickle.HIGHEST_PROTOCOL)
+
+
+@lru_cache(maxsize=4096)
+def _decoded(row: bytes) -> tuple | None:
+    """A stored row unpickled, with the positions of its mutable values.
+
+    Remembered by content: a changed row is other bytes, so this needs no
+    invalidation, and a warm request unpickles no row.
+    """
+    try:
+        db, names, values = pickle.loads(row)
+    except Exception:
+        return None
+    mutable = tuple(i for i, value in enumerate(values) if not isinstance(value, _IMMUTABLE))
+    return db, names, values, mutable
 
 
 def _instance(model: type[models.Model], row: Any) -> models.Model | None:
-    """A new instance from a stored row; None if it was stored with other fields (a deploy)."""
-    try:
-        db, names, values = row
-    except (TypeError, ValueError):
+    """A new instance from a stored row; None if it was stored with other fields (a deploy).
+
+    Built as unpickling builds one: the fields' values in ``__dict__`` and a
+    fresh ``_state``; mutable values (a ``JSONField``'s dict) are copied, never
+    shared. A field left out (the password) is deferred, loaded if read.
+    """
+    decoded = _decoded(row) if type(row) is bytes else None
+    if decoded is None or decoded[1] != _attnames(model):
         return None
-    if names != _attnames(model):
-        return None
-    return model.from_db(db, names, values)
+    db, names, values, mutable = decoded
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(names, values, strict=True))
+    for index in mutable:
+        instance.__dict__[names[index]] = copy.deepcopy(values[index])
+    instance._state = ModelState()
+    instance._state.adding = False
+    instance._state.db = db
+    return instance
 
 
 # -- The bearer path ----------------------------------------------------------
@@ -120,7 +158,7 @@ def validate_pair(claims: dict[str, Any], now: datetime) -> tuple[Any, Client]:
         if state == REVOKED:
             raise InvalidAccessToken("The access token has been revoked or has expired.")
         if state is not None and keys[1] in found and keys[2] in found:
-            user = _instance(get_user_model(), found[keys[1]])
+            user = _instance(_user_model(), found[keys[1]])
             client = _instance(Client, found[keys[2]])
             if user is not None and client is not None:
                 return _check(state, user, client, claims, now)
@@ -131,11 +169,11 @@ def validate_pair(claims: dict[str, Any], now: datetime) -> tuple[Any, Client]:
 def _pair_state(pair: TokenPair) -> tuple | str:
     if pair.revoked_at is not None:
         return REVOKED
-    return (pair.client_id, pair.user_id, pair.access_expires_at)
+    return (pair.client_id, pair.user_id, pair.access_expires_at.timestamp())
 
 
 def _check(state: tuple | str, user: Any, client: Client, claims: dict, now: datetime):
-    if state == REVOKED or now >= state[2]:
+    if state == REVOKED or now.timestamp() >= state[2]:
         raise InvalidAccessToken("The access token has been revoked or has expired.")
     client_pk, user_pk, _ = state
     if (client.pk, user.pk) != (client_pk, user_pk) or str(user_pk) != claims["sub"]:
@@ -240,7 +278,13 @@ def _delete(keys: list[str]) -> None:
         logger.warning("Validation cache unavailable; %s not dropped.", keys, exc_info=True)
 
 
+@memoize
+def _user_model() -> type[models.Model]:
+    return get_user_model()  # which looks it up in the app registry at every call
+
+
 @receiver(setting_changed)
 def _forget_fields(*, setting: str, **kwargs: Any) -> None:
     if setting == "AUTH_USER_MODEL":
         _attnames.cache_clear()
+        _user_model.cache_clear()

@@ -33,6 +33,20 @@ def principal_lock_name(client_pk: Any, user_pk: Any) -> str:
     return f"{_PREFIX}principal:{client_pk}:{user_pk}"
 
 
+def principal_locks_sql(client_column: str, user_column: str) -> str:
+    """:func:`lock_principal`'s two locks as SQL taking them for a row's principal (PostgreSQL).
+
+    The names are the ones above, built by the database from the row's
+    columns (``tests/test_pair_store.py`` checks that they are the same).
+    """
+    user = f"'{_PREFIX}user:' || {user_column}"
+    principal = f"'{_PREFIX}principal:' || {client_column} || ':' || {user_column}"
+    return (
+        f"pg_advisory_xact_lock_shared(hashtextextended({user}, 0)),"
+        f" pg_advisory_xact_lock(hashtextextended({principal}, 0))"
+    )
+
+
 def database() -> str:
     """The database alias pairs are written to."""
     return router.db_for_write(TokenPair)

@@ -21,9 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from . import cache, clock, credentials, keys, rules, signals
+from . import cache, clock, credentials, keys, pair_store, rules, signals
 from .locking import database, lock_principal, lock_user
 from .models import Client, TokenPair
 from .oauth.errors import InvalidGrant
@@ -64,17 +64,24 @@ def issue_pair(
     granted_scope = grant_scope(scope, client.allowed_scopes)
     policy = client.policy()
     keys.signing_key()  # loaded (or created) before the transaction
-    with transaction.atomic(using=database()):
+    alias = database()
+    with transaction.atomic(using=alias):
         lock_principal(client.pk, user.pk)
         # Read after the lock: pairs of a principal are stamped in the order they are made.
         now = clock.now()
-        others = _principal_pairs(client.pk, user.pk, now)
+        others = pair_store.live_pairs(alias, client.pk, user.pk, now)
         times = rules.new_pair_times(policy, now, rules.session_ends_at(policy, now))
-        pair, refresh_token = _insert(client, user.pk, times, scope=granted_scope)
+        pair, refresh_token, evicted = _new_pair(
+            client,
+            user.pk,
+            times,
+            scope=granted_scope,
+            evict=rules.pairs_to_evict(others, policy.max_pairs),
+        )
         transaction.on_commit(
             lambda: signals.pair_issued.send(TokenPair, pair=pair, grant_type=grant_type)
         )
-        _evict(others, policy.max_pairs, now)
+        _after_revocation(evicted, RevokeReason.EVICTED)
     return _sign(pair, refresh_token, client, issuer, now)
 
 
@@ -86,71 +93,89 @@ def refresh_pair(
     A replay after the grace window revokes the family first (with reuse
     detection on): that revocation commits although the request fails.
     """
+    digest = credentials.digest(refresh_token)
     policy = client.policy()
-    found = (
-        TokenPair.objects.select_related("user")
-        .defer("user__password")
-        .filter(refresh_token_digest=credentials.digest(refresh_token))
-        .first()
-    )
-    if found is None or found.client_id != client.pk:
-        # Another client's token is indistinguishable from an unknown one.
-        raise InvalidGrant("The refresh token is invalid.", reason=RefreshRefusal.INVALID)
-    if not getattr(found.user, "is_active", True):
-        raise InvalidGrant("The user account is inactive.", reason=RefreshRefusal.USER_INACTIVE)
-    granted_scope = narrow_scope(scope, found.scope)
     keys.signing_key()
-    with transaction.atomic(using=database()):
-        lock_principal(client.pk, found.user_id)
+    alias = database()
+    # Who holds the token names the lock. On PostgreSQL the lookup takes it in
+    # the same statement; elsewhere the lookup comes first, so that an unknown
+    # token never takes SQLite's one write lock. The pair is read again under it.
+    lookup_locks = pair_store.lookup_takes_locks(alias)
+    if not lookup_locks:
+        found, granted_scope = _holder(alias, digest, client, scope)
+    with transaction.atomic(using=alias):
+        if lookup_locks:
+            found, granted_scope = _holder(alias, digest, client, scope, lock=True)
+        else:
+            lock_principal(client.pk, found.user_pk)
         now = clock.now()
-        # The pair again, under the lock, with the principal's other live pairs.
-        rows = _principal_pairs(client.pk, found.user_id, now, also=found.pk)
-        pair = next((row for row in rows if row.pk == found.pk), None)
+        pair, live_others = pair_store.live_pairs_and_one(
+            alias, client.pk, found.user_pk, now, found.pair_pk
+        )
         if pair is None:  # purged since it was looked up
             raise InvalidGrant("The refresh token is invalid.", reason=RefreshRefusal.INVALID)
         decision = rules.decide_refresh(pair, now, policy)
         if decision.outcome is RefreshOutcome.REUSED:
             _handle_reuse(pair, decision.revoke_family, now)
         elif decision.issues_pair:
-            if decision.outcome is RefreshOutcome.FIRST_USE:
+            first_use = decision.outcome is RefreshOutcome.FIRST_USE
+            if first_use:
                 pair.rotated_at = decision.rotated_at
                 pair.refresh_grace_ends_at = decision.refresh_grace_ends_at
                 pair.live_until = rules.live_until(pair)
-                pair.save(update_fields=["rotated_at", "refresh_grace_ends_at", "live_until"])
             # The refreshed pair counts against the cap while it is live.
-            others = [row for row in rows if row.pk != pair.pk or rules.is_live(row, now)]
+            others = live_others + ([pair] if rules.is_live(pair, now) else [])
+            others.sort(key=lambda row: (row.issued_at, row.pk))
             times = rules.new_pair_times(policy, now, pair.session_ends_at)
-            child, new_refresh_token = _insert(
-                client, pair.user_id, times, scope=granted_scope, parent=pair
+            child, new_refresh_token, evicted = _new_pair(
+                client,
+                pair.user_id,
+                times,
+                scope=granted_scope,
+                evict=rules.pairs_to_evict(others, policy.max_pairs),
+                parent=pair,
+                parent_rotated=first_use,
             )
             transaction.on_commit(
                 lambda: signals.pair_refreshed.send(TokenPair, pair=child, parent=pair)
             )
-            _evict(others, policy.max_pairs, now)
+            _after_revocation(evicted, RevokeReason.EVICTED)
     if decision.refusal is not None:
         reason, description = decision.refusal
         raise InvalidGrant(description, reason=reason)
     return _sign(child, new_refresh_token, client, issuer, now)
 
 
-def _principal_pairs(client_pk: int, user_pk: Any, now: datetime, also: Any = None) -> list:
-    """The principal's live pairs (and pair ``also`` in any state), locked, oldest first.
+def _holder(
+    alias: str, digest: str, client: Client, scope: str | None, *, lock: bool = False
+) -> tuple[pair_store.RefreshTokenOwner, str]:
+    """Who holds the refresh token, and the scope the refresh may grant; or InvalidGrant."""
+    found = pair_store.find_by_refresh_digest(alias, digest, lock=lock)
+    if found is None or found.client_pk != client.pk:
+        # Another client's token is indistinguishable from an unknown one.
+        raise InvalidGrant("The refresh token is invalid.", reason=RefreshRefusal.INVALID)
+    if not found.user_is_active:
+        raise InvalidGrant("The user account is inactive.", reason=RefreshRefusal.USER_INACTIVE)
+    return found, narrow_scope(scope, found.scope)
 
-    Locked so that a revocation running meanwhile waits for this transaction:
-    the pairs it evicts are exactly those this transaction reports.
+
+def _new_pair(
+    client: Client,
+    user_pk: Any,
+    times: rules.PairTimes,
+    *,
+    scope: str,
+    evict: list,
+    parent: TokenPair | None = None,
+    parent_rotated: bool = False,
+) -> tuple[TokenPair, str, list[tuple]]:
+    """Insert a pair and evict ``evict``; with ``parent_rotated``, store the parent's
+    first use too. One statement on PostgreSQL (:func:`.pair_store.insert`).
+
+    Returns the pair, its refresh token and the ``(id, client, user)`` of the
+    pairs evicted, for :func:`_after_revocation` once the caller's own signal is
+    registered (so that signals keep the order of events).
     """
-    condition = TokenPair.objects.live_q(now) & Q(client_id=client_pk, user_id=user_pk)
-    if also is not None:
-        condition |= Q(pk=also)
-    queryset = TokenPair.objects.filter(condition)
-    rows = list(queryset.select_for_update().order_by("pk"))
-    rows.sort(key=lambda row: (row.issued_at, row.pk))
-    return rows
-
-
-def _insert(
-    client: Client, user_pk: Any, times: rules.PairTimes, *, scope: str, parent=None
-) -> tuple[TokenPair, str]:
     refresh_token = credentials.new_refresh_token()
     pair = TokenPair(
         client=client,
@@ -165,20 +190,15 @@ def _insert(
         live_until=times.live_until,
     )
     pair.family_id = parent.family_id if parent else pair.id
-    pair.save(force_insert=True)
-    return pair, refresh_token
-
-
-def _evict(others: list[TokenPair], max_pairs: int, now: datetime) -> None:
-    """The cap: revoke the oldest of ``others`` (locked, live) so the new pair fits."""
-    evicted = rules.pairs_to_evict(others, max_pairs)
-    if evicted:
-        TokenPair.objects.filter(pk__in=[pair.pk for pair in evicted]).update(
-            revoked_at=now, revoke_reason=RevokeReason.EVICTED
-        )
-        _after_revocation(
-            [(pair.pk, pair.client_id, pair.user_id) for pair in evicted], RevokeReason.EVICTED
-        )
+    evicted = pair_store.insert(
+        database(),
+        pair,
+        rotated_parent=parent if parent_rotated else None,
+        evict=[other.pk for other in evict],
+        revoked_at=times.issued_at,  # the request's instant
+        reason=RevokeReason.EVICTED,
+    )
+    return pair, refresh_token, evicted
 
 
 def _sign(pair: TokenPair, refresh_token: str, client: Client, issuer: str, now: datetime):
