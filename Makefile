@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## make demo: install, migrate the SQLite database, create the demo data, serve on :8000
+# DEBUG only here, on 127.0.0.1; static files through the URLconf, behind the Host check.
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver --nostatic 127.0.0.1:8000
 
 ## make resource-server: a second service verifying tokens from the JWKS only (:8001)
 resource-server: $(STAMP)

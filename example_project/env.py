@@ -1,4 +1,4 @@
-"""Read ``DATABASE_URL`` and ``CACHE_URL`` into Django settings dicts.
+"""Read ``DATABASE_URL`` and ``CACHE_URL`` into Django settings dicts, and other variables.
 
 Small on purpose (no dj-database-url dependency): the example project needs
 SQLite, PostgreSQL, local memory and Redis, and nothing else.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 
 def database_from_url(url: str, base_dir: Path) -> dict:
@@ -55,3 +57,23 @@ def cache_from_url(url: str) -> dict:
     if parts.scheme == "dummy":
         return {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
     raise ValueError(f"Unsupported CACHE_URL scheme {parts.scheme!r}")
+
+
+def required(name: str) -> str:
+    """The value of an environment variable that has no sensible default."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"Set the environment variable {name}.")
+    return value
+
+
+def flag(name: str, default: bool) -> bool:
+    """``1``/``0`` (also ``true``/``false``, ``yes``/``no``); ``default`` when unset."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not 1 or 0.")

@@ -2,7 +2,11 @@
 
 ``DATABASE_URL`` (default: SQLite file ``db.sqlite3``) and ``CACHE_URL``
 (default: local memory; ``redis://...`` for Redis) select the stack, so the
-same code runs embedded and on PostgreSQL + Redis.
+same code runs embedded and on PostgreSQL + Redis. ``TOKEN_LIFECYCLE_<KEY>``
+variables set the app's settings (:func:`token_lifecycle.conf.from_env`).
+
+``DEBUG`` is off unless ``DJANGO_DEBUG=1``, which ``make demo`` sets for its
+server on 127.0.0.1 only. For production, see ``settings_production.py``.
 """
 
 import importlib.util
@@ -11,13 +15,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from example_project.env import cache_from_url, database_from_url
+from token_lifecycle.conf import from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "django-insecure-example-project-only-never-use-in-production"
 )
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
+# Loopback names only: DEBUG pages are for this machine (and "testserver" for Django's tests).
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"]
 
 INSTALLED_APPS = [
@@ -37,6 +43,8 @@ if OPENAPI:
     INSTALLED_APPS.append("drf_spectacular")
 
 MIDDLEWARE = [
+    # First: an unknown Host gets a plain 400, never DEBUG's page (which shows the settings).
+    "example_project.middleware.reject_unknown_hosts",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -64,10 +72,13 @@ TEMPLATES = [
     }
 ]
 
+# An empty variable counts as unset.
 DATABASES = {
-    "default": database_from_url(os.environ.get("DATABASE_URL", "sqlite:///db.sqlite3"), BASE_DIR)
+    "default": database_from_url(
+        os.environ.get("DATABASE_URL") or "sqlite:///db.sqlite3", BASE_DIR
+    )
 }
-CACHES = {"default": cache_from_url(os.environ.get("CACHE_URL", "locmem://"))}
+CACHES = {"default": cache_from_url(os.environ.get("CACHE_URL") or "locmem://")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
@@ -90,17 +101,20 @@ if OPENAPI:
         "SERVE_INCLUDE_SCHEMA": False,  # /api/schema/ itself is not part of the API
     }
 
-# The defaults of docs/lifecycle.md, written out so the example shows every knob.
-TOKEN_LIFECYCLE = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(days=15),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=30),
-    "REFRESH_GRACE_PERIOD": timedelta(hours=6),
-    "MAX_PAIRS_PER_CLIENT": 10,
-    "MAX_SESSION_LIFETIME": None,
-    "REUSE_DETECTION": True,
-    # Behind several processes or hosts, tokens must name one issuer.
-    "ISSUER": os.environ.get("TOKEN_LIFECYCLE_ISSUER") or None,
-}
+# The defaults of docs/lifecycle.md, written out so the example shows every knob;
+# TOKEN_LIFECYCLE_<KEY> variables override them (TOKEN_LIFECYCLE_ACCESS_TOKEN_LIFETIME=15m).
+TOKEN_LIFECYCLE = from_env(
+    {
+        "ACCESS_TOKEN_LIFETIME": timedelta(days=15),
+        "REFRESH_TOKEN_LIFETIME": timedelta(days=30),
+        "REFRESH_GRACE_PERIOD": timedelta(hours=6),
+        "MAX_PAIRS_PER_CLIENT": 10,
+        "MAX_SESSION_LIFETIME": None,
+        "REUSE_DETECTION": True,
+        # Behind several processes or hosts, tokens must name one issuer: TOKEN_LIFECYCLE_ISSUER.
+        "ISSUER": None,
+    }
+)
 
 LOGGING = {
     "version": 1,

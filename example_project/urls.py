@@ -1,5 +1,6 @@
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from example_project.views import WhoAmIView
@@ -11,6 +12,9 @@ urlpatterns = [
     path("", include("token_lifecycle.well_known_urls")),
     path("api/whoami/", WhoAmIView.as_view(), name="whoami"),
 ]
+# With DEBUG only (make demo): the admin's CSS, served behind the middleware, which
+# checks the Host first (make demo runs `runserver --nostatic`).
+urlpatterns += staticfiles_urlpatterns()
 
 if apps.is_installed("drf_spectacular"):  # the "openapi" extra, see settings.py
     from drf_spectacular.extensions import OpenApiViewExtension

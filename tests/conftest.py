@@ -2,10 +2,13 @@
 
 The suite runs on whatever ``DATABASE_URL`` selects (SQLite by default).
 Tests marked ``postgres``, ``redis`` or ``browser`` need PostgreSQL, Redis
-(``TOKEN_LIFECYCLE_TEST_REDIS_URL``) or Chromium: they skip without them,
-unless ``TOKEN_LIFECYCLE_REQUIRE_POSTGRES`` / ``_REDIS`` / ``_BROWSER`` is 1
-(CI sets them), which turns the skip into a failure so that CI can never pass
-with those tests unrun.
+or Chromium: they skip without them, unless ``TOKEN_LIFECYCLE_REQUIRE_POSTGRES``
+/ ``_REDIS`` / ``_BROWSER`` is 1 (CI sets them), which turns the skip into a
+failure so that CI can never pass with those tests unrun.
+
+The Redis tests flush their database, so they only use one given explicitly:
+``TOKEN_LIFECYCLE_TEST_REDIS_URL``, else ``CACHE_URL`` when it is
+``redis://...``. With neither, they skip even if a Redis answers on this machine.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote_plus, urlencode
 
 import pytest
@@ -22,7 +28,9 @@ import pytest
 import rest_framework.serializers  # noqa: F401
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
+from django.core.signals import got_request_exception
 from django.db import connection
+from django.views.debug import ExceptionReporter
 
 from token_lifecycle import keys, signals
 from token_lifecycle.models import Client
@@ -30,7 +38,18 @@ from token_lifecycle.models import Client
 PASSWORD = "correct horse battery staple"
 FORM = "application/x-www-form-urlencoded"
 REQUIRE_POSTGRES = os.environ.get("TOKEN_LIFECYCLE_REQUIRE_POSTGRES") == "1"
-REDIS_URL = os.environ.get("TOKEN_LIFECYCLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+
+
+def _explicit_redis_url() -> str | None:
+    """The Redis database this run was given to flush, or None: never a guessed one."""
+    url = os.environ.get("TOKEN_LIFECYCLE_TEST_REDIS_URL", "").strip()
+    if url:
+        return url
+    cache_url = os.environ.get("CACHE_URL", "").strip()
+    return cache_url if cache_url.startswith(("redis://", "rediss://")) else None
+
+
+REDIS_URL = _explicit_redis_url()
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
@@ -57,6 +76,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
 
 def _redis_answers() -> bool:
+    if REDIS_URL is None:
+        return False
     try:
         import redis
 
@@ -69,6 +90,8 @@ def _missing(item) -> str | None:
     """Why the services an item needs are missing, or None."""
     if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
         return "needs PostgreSQL (set DATABASE_URL=postgres://...)"
+    if item.get_closest_marker("redis") and REDIS_URL is None:
+        return "needs Redis: set TOKEN_LIFECYCLE_TEST_REDIS_URL (a database the tests may flush)"
     if item.get_closest_marker("redis") and not _redis_answers():
         return f"needs Redis at {REDIS_URL}"
     if item.get_closest_marker("browser") and not os.path.exists(CHROMIUM):
@@ -253,3 +276,19 @@ def revoked_signals():
     signals.pair_revoked.connect(handler)
     yield received
     signals.pair_revoked.disconnect(handler)
+
+
+@contextmanager
+def error_report() -> Iterator[list[str]]:
+    """The text and HTML reports Django's handlers (AdminEmailHandler) would send."""
+    reports: list[str] = []
+
+    def capture(sender, request, **kwargs) -> None:
+        reporter = ExceptionReporter(request, *sys.exc_info(), is_email=True)
+        reports.extend([reporter.get_traceback_text(), reporter.get_traceback_html()])
+
+    got_request_exception.connect(capture)
+    try:
+        yield reports
+    finally:
+        got_request_exception.disconnect(capture)

@@ -2,9 +2,10 @@
 
 Stores: in memory, a directory (``FileTokenStore``), a Django cache (local
 memory, and Django's Redis backend), and redis-py. The Redis ones use
-``redis://127.0.0.1:6379/3`` (``TOKEN_LIFECYCLE_TEST_CLIENT_REDIS_URL``) under a
-key prefix of their own, deleted afterwards, and skip without Redis like the
-rest of the suite's ``redis`` tests.
+``TOKEN_LIFECYCLE_TEST_CLIENT_REDIS_URL``, else the suite's Redis database
+(``conftest.REDIS_URL``, only ever one given explicitly), under a key prefix of
+their own, deleted afterwards, and skip without it like the rest of the suite's
+``redis`` tests.
 
 The cross-process tests start real processes (``multiprocessing``, spawn): they
 import this module, which is why it imports nothing of Django at the top.
@@ -29,9 +30,17 @@ from token_lifecycle.client import (
     TokenStore,
 )
 
-CLIENT_REDIS_URL = os.environ.get(
-    "TOKEN_LIFECYCLE_TEST_CLIENT_REDIS_URL", "redis://127.0.0.1:6379/3"
-)
+
+def _client_redis_url() -> str | None:
+    """As ``conftest.REDIS_URL``, spelled out: spawned processes import this without Django."""
+    for name in ("TOKEN_LIFECYCLE_TEST_CLIENT_REDIS_URL", "TOKEN_LIFECYCLE_TEST_REDIS_URL"):
+        if os.environ.get(name, "").strip():
+            return os.environ[name].strip()
+    cache_url = os.environ.get("CACHE_URL", "").strip()
+    return cache_url if cache_url.startswith(("redis://", "rediss://")) else None
+
+
+CLIENT_REDIS_URL = _client_redis_url()
 #: Seconds after which a test gives up waiting: a failure guard, never a speed assertion.
 GUARD = 20.0
 KEY = "k1"

@@ -195,7 +195,8 @@ def verify_with_jwks(token: str, jwks: dict, **options) -> dict:
         jwk.key,
         algorithms=[jwk.algorithm_name],
         issuer=ISSUER,
-        options={"require": ["iss", "sub", "jti", "iat", "exp"]},
+        audience=ISSUER,  # the default audience: this deployment's issuer
+        options={"require": ["iss", "sub", "jti", "iat", "exp", "aud"]},
         **options,
     )
 
@@ -231,7 +232,9 @@ def test_jwks_verification_needs_the_kid_of_the_token(client, login):
     other = next(jwk for jwk in jwks["keys"] if jwk["kid"] != header_of(token)["kid"])
 
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(token, jwt.PyJWK(other).key, algorithms=["RS256"], issuer=ISSUER)
+        jwt.decode(
+            token, jwt.PyJWK(other).key, algorithms=["RS256"], issuer=ISSUER, audience=ISSUER
+        )
     assert verify_with_jwks(token, jwks)["iss"] == ISSUER
 
 
@@ -266,7 +269,7 @@ def test_metadata_document(client, issued):
     for name in ("token", "revocation", "introspection"):
         assert metadata[f"{name}_endpoint_auth_methods_supported"] == AUTH_METHODS
     assert metadata["access_token_signing_alg_values_supported"] == ["RS256"]
-    # No authorization endpoint, so no response types to list.
+    # No authorization endpoint yet: no response type, and an empty member is omitted.
     assert "authorization_endpoint" not in metadata
     assert "response_types_supported" not in metadata
 

@@ -557,6 +557,7 @@ def expected_introspection(tokens: dict, kind: str, *, client_id: str, username:
         "iss": ISSUER,
         "jti": str(pair.pk),
         "iat": claims["iat"],
+        "aud": claims["aud"],  # the access token's, for both kinds
     }
     if kind == "access_token":
         body.update(token_type="Bearer", exp=claims["exp"])

@@ -35,6 +35,7 @@ from freezegun import freeze_time
 from jwt.algorithms import get_default_algorithms
 
 from token_lifecycle import keys
+from token_lifecycle.cache import shared_cache
 from token_lifecycle.models import SigningKey
 
 JWKS_URL = "/auth/.well-known/jwks.json"
@@ -417,10 +418,17 @@ def test_compromised_stops_older_keys_and_clients_recover_by_refreshing(
     renewed = refresh(stolen["refresh_token"])
     assert kid_of(renewed["access_token"]) == new.kid
     assert_authenticates(whoami, renewed["access_token"])
+    told = (
+        "Every process sharing the cache 'default' has been told."
+        if shared_cache() is not None
+        else "Other processes may use them for up to 60 s more: "
+        "the cache 'default' is not shared between processes."
+    )
     assert out.splitlines() == [
         f"New key {new.kid} (RS256), published now.",
         "It signs now.",
         "Older keys no longer verify: their tokens are refused from now on.",
+        told,
     ]
 
 

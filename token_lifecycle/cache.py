@@ -13,7 +13,12 @@ app's back (``QuerySet.update()``) is seen within the same bound.
 - ``pair:<jti>``: the pair's client, user and access expiry, or ``REVOKED``;
 - ``user:<pk>``: the row of the user that becomes ``request.user``, without
   its password hash (a deferred field, loaded only if read);
-- ``client:<client_id>``: the client's row (also read by client authentication).
+- ``client:<client_id>``: the client's row (also read by client authentication);
+- ``key-state``: on a cache other processes share (not local memory), the
+  signing keys' state version (:mod:`.keys.store`), written by each rotation
+  with no expiry, so that a key withdrawn by ``rotate_signing_key
+  --compromised`` is refused on the next request everywhere. A local-memory
+  cache reads only the first three.
 
 Rows are stored as the pickled bytes of their field values, not as model
 instances: unpickling an instance cost about as much as the rest of a warm
@@ -48,6 +53,7 @@ from uuid import UUID
 
 from django.contrib.auth import get_user_model
 from django.core.cache import BaseCache, caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import setting_changed
 from django.db import models
 from django.db.models.base import ModelState
@@ -55,6 +61,7 @@ from django.dispatch import receiver
 
 from .conf import lifecycle_settings
 from .keys import InvalidAccessToken
+from .keys.access_tokens import check_key_state
 from .models import Client, TokenPair
 
 logger = logging.getLogger(__name__)
@@ -81,6 +88,16 @@ def _cache() -> BaseCache | None:
     """The cache alias in use, or None when caching is off."""
     settings = lifecycle_settings()
     return caches[settings.cache_alias] if settings.validation_cache_seconds else None
+
+
+#: The signing keys' state version (:mod:`.keys.store`); never expires.
+KEY_STATE = f"{KEY_PREFIX}key-state"
+
+
+def shared_cache() -> BaseCache | None:
+    """The cache alias in use if other processes may share it; None for local memory or off."""
+    cache = _cache()
+    return None if cache is None or isinstance(cache, LocMemCache) else cache
 
 
 # -- Rows as cache values -----------------------------------------------------
@@ -144,16 +161,21 @@ def validate_pair(claims: dict[str, Any], now: datetime) -> tuple[Any, Client]:
     """The ``(user, client)`` of a verified access token, or :class:`InvalidAccessToken`.
 
     ``claims`` are verified already (signature, issuer, expiry); this decides
-    whether the pair may still be used.
+    whether the pair may still be used and, on a shared cache, whether their
+    key was withdrawn by another process since this one loaded it.
     """
     cache = _cache()
     keys = (_pair_key(claims["jti"]), _user_key(claims["sub"]), _client_key(claims["client_id"]))
     if cache is not None:
+        # Local memory is this process's own: no other process's rotation is in it.
+        shared = not isinstance(cache, LocMemCache)
         try:
-            found = cache.get_many(keys)
+            found = cache.get_many((*keys, KEY_STATE) if shared else keys)
         except Exception:
             logger.warning("Validation cache unavailable; using the database.", exc_info=True)
-            found, cache = {}, None
+            found, cache, shared = {}, None, False
+        if shared:
+            check_key_state(found.get(KEY_STATE), claims, now)
         state = found.get(keys[0])
         if state == REVOKED:
             raise InvalidAccessToken("The access token has been revoked or has expired.")

@@ -4,11 +4,17 @@ Everything in the app reads configuration through :func:`lifecycle_settings`, wh
 returns a frozen, validated :class:`LifecycleSettings`. The object is cached and
 rebuilt when Django's ``setting_changed`` signal fires, so ``override_settings``
 in tests takes effect at once.
+
+:func:`from_env` builds the dict from ``TOKEN_LIFECYCLE_<KEY>`` environment
+variables, for settings modules configured by the environment.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -175,3 +181,102 @@ def lifecycle_settings() -> LifecycleSettings:
 def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTINGS_NAME:
         lifecycle_settings.cache_clear()
+
+
+# -- From the environment -------------------------------------------------------
+
+ENV_PREFIX = SETTINGS_NAME + "_"
+
+_DURATION = re.compile(r"(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+_DURATION_UNITS = (
+    timedelta(weeks=1),
+    timedelta(days=1),
+    timedelta(hours=1),
+    timedelta(minutes=1),
+    timedelta(seconds=1),
+)
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _parse_duration(text: str) -> timedelta:
+    match = _DURATION.fullmatch(text.strip())
+    if not text.strip() or match is None:
+        hint = f" (did you mean {text.strip()}s?)" if text.strip().isdigit() else ""
+        raise ValueError(
+            "is not a duration: write a whole number and a unit, largest first, "
+            f"from w, d, h, m, s, such as 15m, 6h, 30d or 1h30m{hint}."
+        )
+    return sum(
+        (
+            int(count) * unit
+            for count, unit in zip(match.groups(), _DURATION_UNITS, strict=True)
+            if count
+        ),
+        timedelta(0),
+    )
+
+
+def _parse_int(text: str) -> int:
+    if re.fullmatch(r"-?[0-9]+", text.strip()) is None:
+        raise ValueError("is not a whole number.")
+    return int(text)
+
+
+def _parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("is not a boolean: use true/false, 1/0 or yes/no.")
+
+
+def _parser(name: str) -> Callable[[str], Any]:
+    if name in _DURATIONS:
+        return _parse_duration
+    if name in _POSITIVE_INTS or name == "validation_cache_seconds":
+        return _parse_int
+    if name == "reuse_detection" or name.startswith("revoke_on_"):
+        return _parse_bool
+    return str  # strings are taken as they are
+
+
+def from_env(
+    base: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A ``TOKEN_LIFECYCLE`` dict: ``base`` with ``TOKEN_LIFECYCLE_<KEY>`` variables over it.
+
+    Durations are written ``15m``, ``30d``, ``6h``, ``45s``, ``2w`` or combined
+    largest first (``1h30m``); integers in decimal; booleans ``true``/``false``,
+    ``1``/``0``, ``yes``/``no``; strings as they are. ``none`` or an empty value
+    sets an optional key (``MAX_SESSION_LIFETIME``, ``ISSUER``, ``AUDIENCE``,
+    ``KEY_ENCRYPTION_SECRET``) to ``None``. Only variables named after a setting
+    are read; others with the prefix are left alone (the test suite has some).
+
+    A value that does not parse, or that the setting refuses, raises
+    ``ImproperlyConfigured`` naming the variable, at start-up rather than at
+    the first token. ``environ`` defaults to ``os.environ``.
+    """
+    environ = os.environ if environ is None else environ
+    result = dict(base or {})
+    for field in dataclasses.fields(LifecycleSettings):
+        variable = ENV_PREFIX + field.name.upper()
+        if variable not in environ:
+            continue
+        text = environ[variable]
+        # The secret never appears in a message; other values help to spot the typo.
+        shown = "" if "secret" in field.name else f"={text!r}"
+        try:
+            if field.name in _OPTIONAL and text.strip().lower() in ("", "none"):
+                value = None
+            elif not text.strip():
+                raise ValueError("is empty: give a value, or leave the variable unset.")
+            else:
+                value = _parser(field.name)(text)
+        except ValueError as error:
+            raise ImproperlyConfigured(f"{variable}{shown} {error}") from None
+        problem = _check_value(field.name, value)
+        if problem:
+            raise ImproperlyConfigured(f"{variable}{shown}: the value {problem}")
+        result[field.name.upper()] = value
+    return result

@@ -117,6 +117,14 @@ class Client(models.Model):
         default=False,
         help_text="A resource server: may introspect tokens issued to any client (RFC 7662).",
     )
+    client_credentials_refresh = models.BooleanField(
+        "refresh token with client credentials",
+        default=True,
+        help_text="Include a refresh token in client_credentials answers. RFC 6749 §4.4.3 "
+        "says it SHOULD NOT; on by default because clients running on several servers "
+        "refresh one family through its grace window. Off: the client logs in again "
+        "with its credentials when the access token expires.",
+    )
     created_at = models.DateTimeField(default=clock.now, editable=False)
 
     access_token_lifetime = models.DurationField(null=True, blank=True)

@@ -173,9 +173,13 @@ class TokenResponseSerializer(serializers.Serializer):
     expires_in = serializers.IntegerField(
         help_text="Whole seconds until the access token expires."
     )
-    refresh_token = serializers.CharField(help_text="Opaque; shown only in this answer.")
+    refresh_token = serializers.CharField(
+        required=False,
+        help_text="Opaque; shown only in this answer. Absent for a client_credentials "
+        "answer when the client is set not to get one (RFC 6749 §4.4.3).",
+    )
     refresh_expires_in = serializers.IntegerField(
-        help_text="Whole seconds until the refresh token expires."
+        required=False, help_text="Whole seconds until the refresh token expires."
     )
     scope = serializers.CharField(required=False, help_text="Present when the pair has scopes.")
 

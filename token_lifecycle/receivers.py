@@ -1,8 +1,12 @@
 """Revocation sources that are model changes (docs/lifecycle.md rule 4).
 
-- A user's password change (``set_password`` then ``save``, as Django's
-  password views and ``changepassword`` do) revokes every pair of that user:
-  ``password_change``. Hash upgrades at login are not password changes.
+- A change of a user's password hash revokes every pair of that user:
+  ``password_change``. That is ``set_password`` then ``save`` (Django's
+  password views, ``changepassword``), ``set_unusable_password`` then
+  ``save`` (the admin's "Password-based authentication: Disabled"), and a
+  hash assigned directly, just as any of them ends the user's Django
+  sessions (``get_session_auth_hash``). Django's hash upgrade at login
+  (``check_password`` rehashing the same password) is not a change.
 - A user saved inactive revokes every pair of that user: ``user_disabled``.
 - A client saved inactive revokes every pair of that client: ``client_disabled``.
   Its tokens are refused at once in any case, since authentication checks the
@@ -18,7 +22,10 @@ signals: see the README for the bound on those.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import is_password_usable
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 
@@ -34,21 +41,80 @@ def _deactivated(sender, instance, update_fields) -> bool:
     """Saved inactive while the stored row is active (one query, only for inactive saves)."""
     if instance.pk is None or getattr(instance, "is_active", True):
         return False
-    if update_fields is not None and "is_active" not in update_fields:
+    if not _may_write(update_fields, "is_active"):
         return False
-    return sender._default_manager.filter(pk=instance.pk, is_active=True).exists()
+    return sender._base_manager.filter(pk=instance.pk, is_active=True).exists()
 
 
-def user_pre_save(sender, instance, update_fields=None, raw=False, **kwargs) -> None:
+def _may_write(update_fields: frozenset[str] | None, field: str) -> bool:
+    return update_fields is None or field in update_fields
+
+
+def _rehash_at_login(instance: Any, update_fields: frozenset[str] | None) -> bool:
+    """The save of ``AbstractBaseUser.check_password`` upgrading the hash of the same password.
+
+    Its setter calls ``set_password`` then sets ``_password`` back to None (Django's
+    marker: "hash upgrades shouldn't be considered password changes") and saves
+    the password alone. ``_password`` set on the instance but None, with no
+    other field saved, is that save; an unusable hash never is.
+    """
+    return (
+        update_fields == frozenset({"password"})
+        and "_password" in instance.__dict__
+        and instance._password is None
+        and is_password_usable(instance.password)
+    )
+
+
+def _revoke_reason(
+    sender: type, instance: Any, update_fields: frozenset[str] | None, using: str | None
+) -> RevokeReason | None:
+    """Why saving ``instance`` revokes the user's pairs, if it does.
+
+    No query when the answer is known without one: ``set_password`` leaves the
+    raw password in ``_password`` until ``save()``; a save that writes neither
+    the password nor ``is_active`` (``last_login`` at every login) cannot change
+    them. Otherwise one query reads the stored hash (and ``is_active``).
+    """
+    settings = lifecycle_settings()
+    password = settings.revoke_on_password_change and _may_write(update_fields, "password")
+    if password and getattr(instance, "_password", None) is not None:
+        return RevokeReason.PASSWORD_CHANGE
+    if password and _rehash_at_login(instance, update_fields):
+        password = False
+    deactivation = (
+        settings.revoke_on_user_deactivation
+        and not getattr(instance, "is_active", True)
+        and _may_write(update_fields, "is_active")
+    )
+    fields = [
+        name for name, wanted in (("password", password), ("is_active", deactivation)) if wanted
+    ]
+    if not fields:
+        return None
+    stored = sender._base_manager.using(using).filter(pk=instance.pk).values(*fields).first()
+    if stored is None:
+        return None
+    if password and stored["password"] != instance.password:
+        return RevokeReason.PASSWORD_CHANGE
+    if deactivation and stored["is_active"]:
+        return RevokeReason.USER_DISABLED
+    return None
+
+
+def user_pre_save(
+    sender: type,
+    instance: Any,
+    update_fields: frozenset[str] | None = None,
+    raw: bool = False,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
     if raw or instance.pk is None:
         return
-    settings = lifecycle_settings()
-    # set_password() leaves the raw password in _password until save(); a
-    # hash upgrade at login clears it first (django.contrib.auth.base_user).
-    if settings.revoke_on_password_change and getattr(instance, "_password", None) is not None:
-        setattr(instance, _PENDING, RevokeReason.PASSWORD_CHANGE)
-    elif settings.revoke_on_user_deactivation and _deactivated(sender, instance, update_fields):
-        setattr(instance, _PENDING, RevokeReason.USER_DISABLED)
+    reason = _revoke_reason(sender, instance, update_fields, using)
+    if reason is not None:
+        setattr(instance, _PENDING, reason)
 
 
 def user_post_save(sender, instance, created=False, raw=False, update_fields=None, **kw) -> None:

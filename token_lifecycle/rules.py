@@ -85,15 +85,19 @@ def session_ends_at(policy: Policy, family_started_at: datetime) -> datetime | N
     return family_started_at + policy.max_session_lifetime
 
 
-def new_pair_times(policy: Policy, now: datetime, session_end: datetime | None) -> PairTimes:
+def new_pair_times(
+    policy: Policy, now: datetime, session_end: datetime | None, *, refreshable: bool = True
+) -> PairTimes:
     """Timestamps of a pair issued at ``now``: fresh lifetimes, capped at the session end.
 
     Used for a login (a new family, ``session_end`` from :func:`session_ends_at`)
     and for each refresh (the family's existing session end): expiry slides
-    forward on every refresh but never past the session end.
+    forward on every refresh but never past the session end. A pair issued
+    without a refresh token (``refreshable=False``) has one that expired at
+    birth, so it is live only while its access token is.
     """
     access_expires_at = now + policy.access_token_lifetime
-    refresh_expires_at = now + policy.refresh_token_lifetime
+    refresh_expires_at = now + policy.refresh_token_lifetime if refreshable else now
     if session_end is not None:
         access_expires_at = min(access_expires_at, session_end)
         refresh_expires_at = min(refresh_expires_at, session_end)

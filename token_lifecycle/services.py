@@ -42,7 +42,8 @@ class IssuedPair:
 
     pair: TokenPair
     access_token: str
-    refresh_token: str
+    #: None when the pair was issued without a usable refresh token.
+    refresh_token: str | None
     now: datetime
 
     @property
@@ -58,9 +59,20 @@ class IssuedPair:
 
 
 def issue_pair(
-    *, client: Client, user: Any, issuer: str, grant_type: str, scope: str | None = None
+    *,
+    client: Client,
+    user: Any,
+    issuer: str,
+    grant_type: str,
+    scope: str | None = None,
+    refreshable: bool = True,
 ) -> IssuedPair:
-    """Issue (a new pair in a new family for client and user), then the cap."""
+    """Issue (a new pair in a new family for client and user), then the cap.
+
+    ``refreshable=False`` issues no usable refresh token: the answer leaves it
+    out (``IssuedPair.refresh_token`` is None) and the pair dies with its access
+    token, instead of counting against the cap for the refresh lifetime.
+    """
     granted_scope = grant_scope(scope, client.allowed_scopes)
     policy = client.policy()
     keys.signing_key()  # loaded (or created) before the transaction
@@ -70,7 +82,8 @@ def issue_pair(
         # Read after the lock: pairs of a principal are stamped in the order they are made.
         now = clock.now()
         others = pair_store.live_pairs(alias, client.pk, user.pk, now)
-        times = rules.new_pair_times(policy, now, rules.session_ends_at(policy, now))
+        session_end = rules.session_ends_at(policy, now)
+        times = rules.new_pair_times(policy, now, session_end, refreshable=refreshable)
         pair, refresh_token, evicted = _new_pair(
             client,
             user.pk,
@@ -82,7 +95,7 @@ def issue_pair(
             lambda: signals.pair_issued.send(TokenPair, pair=pair, grant_type=grant_type)
         )
         _after_revocation(evicted, RevokeReason.EVICTED)
-    return _sign(pair, refresh_token, client, issuer, now)
+    return _sign(pair, refresh_token if refreshable else None, client, issuer, now)
 
 
 def refresh_pair(
@@ -201,7 +214,9 @@ def _new_pair(
     return pair, refresh_token, evicted
 
 
-def _sign(pair: TokenPair, refresh_token: str, client: Client, issuer: str, now: datetime):
+def _sign(
+    pair: TokenPair, refresh_token: str | None, client: Client, issuer: str, now: datetime
+) -> IssuedPair:
     access_token = keys.encode_access_token(
         pair_id=str(pair.pk),
         subject=str(pair.user_id),

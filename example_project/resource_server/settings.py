@@ -8,7 +8,7 @@ Run the auth server (``make demo``) and, in another terminal,
 import os
 
 SECRET_KEY = "resource-server-example-only"
-DEBUG = True
+DEBUG = os.environ.get("DJANGO_DEBUG") == "1"  # off unless asked for, as in settings.py
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 ROOT_URLCONF = "example_project.resource_server.urls"
 INSTALLED_APPS = ["rest_framework"]

@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.views.decorators.debug import sensitive_variables
 
 from token_lifecycle import clock, services
 from token_lifecycle.conf import lifecycle_settings
@@ -27,6 +28,8 @@ from token_lifecycle.rules import RevokeReason
 
 from .badges import STYLESHEET, pair_badge
 from .formats import counted, format_duration
+from .lookups import NoSecretLookups
+from .permissions import has_model_permission
 from .request_clock import request_now
 from .timeline import ROW_LIMIT, build_timeline, recent_pairs
 
@@ -94,20 +97,41 @@ class LivePairCount(Subquery):
         super().__init__(counts, output_field=IntegerField())
 
 
+class ShownOnce:
+    """A secret for the template: ``str()`` gives it, ``repr()`` never does.
+
+    The template renders after the view has returned, outside any
+    ``sensitive_variables`` frame; if rendering fails, the error report shows
+    the context's repr.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<client secret, hidden>"
+
+
+@sensitive_variables("secret", "context")
 def render_secret(
     model_admin: admin.ModelAdmin, request: HttpRequest, client: Client, secret: str, *, event: str
 ) -> HttpResponse:
     """The page showing a client secret, the only time it is ever shown.
 
     The secret lives in this response only: not in the messages framework, a
-    cookie, the session or a log, and the response is not cached.
+    cookie, the session, a log or an error report, and the response is not cached.
     """
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
         "title": f"Client secret of {client.name}",
         "client": client,
-        "secret": secret,
+        "secret": ShownOnce(secret),
         "event": event,
         "change_url": reverse("admin:token_lifecycle_client_change", args=[client.pk]),
         "add_url": reverse("admin:token_lifecycle_client_add"),
@@ -119,7 +143,7 @@ def render_secret(
 
 
 @admin.register(Client)
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(NoSecretLookups):
     form = ClientAdminForm
     list_display = ("name", "client_id", "owner", "active", "live_pairs", "overrides")
     list_filter = ("is_active", "is_public")
@@ -144,7 +168,15 @@ class ClientAdmin(admin.ModelAdmin):
             (None, {"fields": identity}),
             (
                 "Authentication",
-                {"fields": ("is_public", "grant_types", "scope", "can_introspect")},
+                {
+                    "fields": (
+                        "is_public",
+                        "grant_types",
+                        "client_credentials_refresh",
+                        "scope",
+                        "can_introspect",
+                    )
+                },
             ),
             (
                 "Lifecycle overrides",
@@ -215,6 +247,7 @@ class ClientAdmin(admin.ModelAdmin):
             obj._new_secret = obj.set_new_secret()
         super().save_model(request, obj, form, change)
 
+    @sensitive_variables("secret")
     def response_add(
         self, request: HttpRequest, obj: Client, post_url_continue: str | None = None
     ) -> HttpResponse:
@@ -223,6 +256,7 @@ class ClientAdmin(admin.ModelAdmin):
             return super().response_add(request, obj, post_url_continue)
         return render_secret(self, request, obj, secret, event="created")
 
+    @sensitive_variables("secret")
     def response_change(self, request: HttpRequest, obj: Client) -> HttpResponse:
         secret = obj.__dict__.pop("_new_secret", None)
         if secret is None:
@@ -274,6 +308,7 @@ class ClientAdmin(admin.ModelAdmin):
     @admin.action(
         description="Rotate secret of the selected client (shown once)", permissions=["change"]
     )
+    @sensitive_variables("secret")
     def rotate_secret(
         self, request: HttpRequest, queryset: QuerySet[Client]
     ) -> HttpResponse | None:
@@ -293,8 +328,12 @@ class ClientAdmin(admin.ModelAdmin):
         self.log_change(request, client, "Rotated the client secret.")
         return render_secret(self, request, client, secret, event="rotated")
 
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        # Revoking pairs needs the same permission on every page: change_tokenpair.
+        return has_model_permission(request, "change", TokenPair._meta)
+
     @admin.action(
-        description="Revoke all live pairs of the selected clients", permissions=["change"]
+        description="Revoke all live pairs of the selected clients", permissions=["revoke"]
     )
     def revoke_all_pairs(self, request: HttpRequest, queryset: QuerySet[Client]) -> None:
         clients = list(queryset)

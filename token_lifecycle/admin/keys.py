@@ -20,6 +20,7 @@ from token_lifecycle.models import SigningKey
 
 from .badges import STYLESHEET, key_badge
 from .formats import format_duration, format_instant
+from .lookups import NoSecretLookups
 from .permissions import has_model_permission
 from .status import KeyStatus, key_status
 
@@ -53,7 +54,7 @@ def rotation_message(new_key: SigningKey, now: datetime) -> str:
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(NoSecretLookups):
     list_display = (
         "kid",
         "algorithm",

@@ -21,6 +21,7 @@ from token_lifecycle.rules import RevokeReason
 
 from .badges import STYLESHEET, pair_badge
 from .formats import counted, table_instant
+from .lookups import NoSecretLookups
 from .permissions import has_model_permission
 from .request_clock import request_now
 from .status import PairStatus, status_q, with_status
@@ -42,7 +43,7 @@ class PairStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(TokenPair)
-class TokenPairAdmin(admin.ModelAdmin):
+class TokenPairAdmin(NoSecretLookups):
     list_display = (
         "status_label",
         "pair",

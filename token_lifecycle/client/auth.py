@@ -44,8 +44,10 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import timedelta
@@ -56,15 +58,15 @@ import httpx
 from .endpoint import TokenEndpoint
 from .errors import LoginRequired, ReauthenticationRequired, TokenEndpointUnavailable
 from .flight import SingleFlight
-from .grants import ClientCredentials, Grant
+from .grants import ClientCredentials, Grant, PasswordGrant
 from .stores import MemoryTokenStore, TokenStore
 from .tokens import TokenSet
 
 logger = logging.getLogger("token_lifecycle.client")
 
 #: The default store: shared by every ``TokenAuth`` of this process, so that
-#: several auth objects for one principal (one per thread, or even one per
-#: request) still share one pair.
+#: several auth objects for one principal with the same credentials (one per
+#: thread, or even one per request) still share one pair.
 PROCESS_STORE = MemoryTokenStore()
 
 _INVALID_TOKEN = re.compile(r"""\berror\s*=\s*"?invalid_token\b""", re.IGNORECASE)
@@ -98,7 +100,9 @@ class TokenAuth(httpx.Auth):
     :data:`PROCESS_STORE`); give every worker of a deployment the same
     :class:`FileTokenStore` or :class:`RedisTokenStore` to share one pair
     among them. ``store_key`` names the pair in the store (default: derived
-    from the URL, client id and grant, so unrelated clients never collide).
+    from the URL, client id, grant and a digest of the credentials, so
+    unrelated clients never collide and wrong credentials never find a pair;
+    an explicit ``store_key`` is shared by whoever names it).
 
     ``refresh_margin`` (a ``timedelta``) renews that long before the access
     token expires; without it the margin is ``refresh_fraction`` of the
@@ -135,7 +139,7 @@ class TokenAuth(httpx.Auth):
             raise ValueError("refresh_margin must not be negative")
         self.grant: Grant = grant if grant is not None else ClientCredentials()
         self.store = store if store is not None else PROCESS_STORE
-        self.store_key = store_key or _store_key(token_url, client_id, self.grant)
+        self.store_key = store_key or _store_key(token_url, client_id, client_secret, self.grant)
         self._endpoint = TokenEndpoint(
             token_url,
             client_id,
@@ -384,6 +388,50 @@ def _authorized(request: httpx.Request, tokens: TokenSet) -> httpx.Request:
     return request
 
 
-def _store_key(token_url: str, client_id: str, grant: Grant) -> str:
-    identity = "\n".join([token_url, client_id, grant.principal])
-    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+#: PBKDF2 rounds for a password entering a store key: store keys are logged and name
+#: files and Redis keys, so one must not be a fast test of password guesses.
+_PASSWORD_ROUNDS = 200_000
+_password_digests: dict[str, str] = {}
+_password_digests_lock = threading.Lock()
+
+
+def _store_key(token_url: str, client_id: str, client_secret: str | None, grant: Grant) -> str:
+    """Where the pair comes from, and a digest of the credentials it took to get it.
+
+    With the credentials in the key, an auth object given a wrong secret or a
+    wrong password never finds the pair of one given the right ones: it logs in
+    and fails. Only digests enter: the client secret (256 random bits) by
+    SHA-256, a password given as a string by PBKDF2. A password callback is not
+    called here (only at a login), so objects with the same client, secret and
+    username share the pair whatever their callbacks would answer.
+    """
+    where = [token_url, client_id, grant.principal]
+    secret = "none" if client_secret is None else _sha256(client_secret)
+    password = grant.password if isinstance(grant, PasswordGrant) else None
+    if isinstance(password, str):
+        proof = _password_digest(password, salt=json.dumps(where))
+    else:
+        proof = "callback" if callable(password) else "none"
+    return _sha256(json.dumps([*where, secret, proof]))[:32]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _password_digest(password: str, *, salt: str) -> str:
+    """PBKDF2 of ``password``, computed once per process (auth objects may be made per request)."""
+    # Remembered under a digest, so the memo does not keep the password itself.
+    memo = _sha256(json.dumps([salt, password]))
+    with _password_digests_lock:
+        known = _password_digests.get(memo)
+    if known is not None:
+        return known
+    derived = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), salt.encode(), _PASSWORD_ROUNDS
+    ).hex()
+    with _password_digests_lock:
+        if len(_password_digests) >= 256:
+            _password_digests.clear()
+        _password_digests[memo] = derived
+    return derived

@@ -2,7 +2,9 @@
 
 Verification accepts only what this app issues: the algorithm is the one of
 the key named by ``kid`` (never ``none``, never the header's choice), ``typ``
-must be ``at+jwt``, and ``iss`` (and ``aud`` when configured) must match.
+must be ``at+jwt``, and ``iss`` and ``aud`` must match. ``aud`` is the
+``AUDIENCE`` setting, or else the issuer: RFC 9068 §2.2 requires the claim, and
+without a setting the APIs of this deployment are its audience.
 Time claims are checked against the application clock passed in; the leeway
 only forgives ``iat``/``nbf`` slightly in the future (another server's clock
 ahead of ours) and never extends ``exp``.
@@ -20,7 +22,13 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from ..conf import lifecycle_settings
-from .store import signing_key_for, verification_key
+from .store import (
+    observe_key_state,
+    shared_cache,
+    signing_key_for,
+    sync_key_state,
+    verification_key,
+)
 
 TOKEN_TYPE = "at+jwt"
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -30,6 +38,11 @@ _KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 class InvalidAccessToken(Exception):
     """The bearer credential is not a valid access token; the message is safe to show."""
+
+
+def audience_for(issuer: str) -> str:
+    """The ``aud`` of access tokens issued under ``issuer``: ``AUDIENCE``, or the issuer."""
+    return lifecycle_settings().audience or issuer
 
 
 def encode_access_token(
@@ -51,10 +64,8 @@ def encode_access_token(
         "jti": pair_id,
         "iat": int(issued_at.timestamp()),
         "exp": int(expires_at.timestamp()),
+        "aud": audience_for(issuer),
     }
-    audience = lifecycle_settings().audience
-    if audience:
-        claims["aud"] = audience
     if scope:
         claims["scope"] = scope
     return jwt.encode(
@@ -73,7 +84,10 @@ def decode_access_token(
     ``accept_expired=True`` is for the revocation endpoint: an expired access
     token, even one whose key has since left the JWKS, still names a pair
     whose refresh token may be alive. The signature is checked all the same.
+    The shared key state is read first (one cache read), so a key another
+    process withdrew is not trusted here either.
     """
+    sync_key_state()
     return _verify(token, issuer=issuer, now=now, accept_expired=accept_expired)[0]
 
 
@@ -105,29 +119,63 @@ def _verify(
             key.public_key,
             algorithms=[key.algorithm],
             issuer=issuer,
-            audience=settings.audience,
             options={
                 "require": list(_REQUIRED_CLAIMS),
-                # Time claims are checked below, against the application clock.
+                # Time claims and aud are checked below: the clock is the
+                # application's, and aud may be missing from older tokens.
                 "verify_exp": False,
                 "verify_iat": False,
                 "verify_nbf": False,
-                "verify_aud": settings.audience is not None,
+                "verify_aud": False,
             },
         )
     except jwt.InvalidSignatureError:
         raise InvalidAccessToken("The access token's signature is invalid.") from None
     except jwt.InvalidIssuerError:
         raise InvalidAccessToken("The access token was issued by another issuer.") from None
-    except jwt.InvalidAudienceError:
-        raise InvalidAccessToken("The access token is meant for another audience.") from None
     except jwt.PyJWTError:
         raise InvalidAccessToken("The access token is malformed.") from None
 
+    _check_audience(claims, audience_for(issuer), required=settings.audience is not None)
     _check_times(claims, now.timestamp(), settings.leeway.total_seconds(), accept_expired)
     if not all(isinstance(claims[name], str) for name in ("sub", "client_id", "jti")):
         raise InvalidAccessToken("The access token is malformed.")
     return claims, kid
+
+
+def _check_audience(claims: dict[str, Any], audience: str, *, required: bool) -> None:
+    """``aud`` is ``audience`` or a list holding it (RFC 7519 §4.1.3).
+
+    Without ``AUDIENCE``, a token with no ``aud`` at all is one issued before
+    tokens carried it by default; it is accepted until it expires.
+    """
+    if "aud" not in claims and not required:
+        return
+    aud = claims.get("aud")
+    if aud != audience and not (isinstance(aud, list) and audience in aud):
+        raise InvalidAccessToken("The access token is meant for another audience.")
+
+
+class _Claims(dict):
+    """Verified claims, with the kid of the key that verified them (not a claim)."""
+
+    __slots__ = ("kid",)
+
+
+def check_key_state(version: Any, claims: dict[str, Any], now: datetime) -> None:
+    """Refuse ``claims`` if their key no longer verifies, after noting the shared key state.
+
+    For :func:`token_lifecycle.cache.validate_pair`, which reads ``version``
+    with the pair's entries. A version other than the one this process's keys
+    were loaded under drops them, so the key is looked up again in the database.
+    """
+    observe_key_state(version)
+    kid = getattr(claims, "kid", None)
+    if kid is None:
+        return  # not from verify_access_token: nothing to look up
+    key = verification_key(kid)  # a dict lookup unless the keys were just dropped
+    if key is None or not key.verifies(now):
+        raise InvalidAccessToken("The access token was signed by an unknown key.")
 
 
 class _VerifiedTokens:
@@ -137,7 +185,8 @@ class _VerifiedTokens:
     request's authentication; a token is typically presented many times. What
     a remembered token is re-checked against on every use is what can change:
     the clock (``exp``), the request's issuer, and its key still verifying
-    (a ``--compromised`` rotation). Bounded, oldest first out.
+    (a ``--compromised`` rotation; in another process, :func:`check_key_state`
+    sees it). Bounded, oldest first out.
     """
 
     MAX_ENTRIES = 4096
@@ -149,6 +198,11 @@ class _VerifiedTokens:
         remembered = self._claims.get(token)
         if remembered is None:
             claims, kid = _verify(token, issuer=issuer, now=now)
+            if shared_cache() is not None:
+                # check_key_state needs the kid. Not on local memory: a dict
+                # subclass loses CPython's fast subscripts on the hot path.
+                claims = _Claims(claims)
+                claims.kid = kid
             self._remember(token, claims, kid)
             return claims
         claims, kid = remembered
@@ -179,7 +233,7 @@ verify_access_token = _verified.decode
 
 @receiver(setting_changed)
 def _forget_verified(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("TOKEN_LIFECYCLE", "SECRET_KEY"):
+    if setting in ("TOKEN_LIFECYCLE", "SECRET_KEY", "CACHES"):
         _verified.clear()
 
 

@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce, Greatest
 from .. import clock
 from ..conf import lifecycle_settings
 from ..models import Client, SigningKey
-from .store import KEY_CACHE_SECONDS, clear_cache, create_signing_key
+from .store import KEY_CACHE_SECONDS, clear_cache, create_signing_key, publish_key_state
 
 
 def longest_access_lifetime() -> timedelta:
@@ -34,6 +34,11 @@ def rotate(
     ``PyJWKClient``). ``compromised`` also stops every older key verifying at
     once: their tokens get 401 and clients refresh (refresh tokens are not
     signed, so they keep working). A withdrawn key is never extended again.
+
+    Once the change commits, a new key-state version in the shared validation
+    cache makes every process drop its loaded keys (:mod:`.store`): from then
+    on none signs with a withdrawn key nor accepts its tokens. Processes whose
+    cache is their own notice within ``KEY_CACHE_SECONDS``.
     """
     settings = lifecycle_settings()
     now = clock.now()
@@ -61,5 +66,8 @@ def rotate(
                     Coalesce("verify_until", Value(verify_until)), Value(verify_until)
                 ),
             )
-    clear_cache()
+        # Published after the commit: a process reloading on the new version
+        # must read the new rows, never the old ones under the new version.
+        transaction.on_commit(publish_key_state)
+    clear_cache()  # this process at once, even inside a caller's transaction
     return new_key

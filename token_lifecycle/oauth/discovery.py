@@ -41,7 +41,7 @@ class JWKSView(_Document):
     def get(self, request: Request) -> Response:
         keys.signing_key()  # a fresh install publishes its first key, not an empty set
         published = SigningKey.objects.published(clock.now()).values_list("public_jwk", flat=True)
-        response = Response({"keys": list(published)})
+        response = Response({"keys": [keys.published_jwk(jwk) for jwk in published]})
         max_age = int(lifecycle_settings().jwks_max_age.total_seconds())
         response["Cache-Control"] = f"public, max-age={max_age}"
         return response
@@ -73,6 +73,9 @@ class MetadataView(_Document):
         response = Response(
             {
                 "issuer": issuer,
+                # response_types_supported is left out: there is no authorization
+                # endpoint yet, so the truthful list is empty, and RFC 8414 §3.2 says
+                # a member with zero elements MUST be omitted. It comes with the code flow.
                 "token_endpoint": url("token"),
                 "revocation_endpoint": url("revoke"),
                 "introspection_endpoint": url("introspect"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from rest_framework.exceptions import MethodNotAllowed, Throttled
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
@@ -33,6 +35,11 @@ class _JSONOnly(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+# Every request here carries a secret (client secret, password, refresh or access
+# token): Django's error reports hide all its POST parameters and the local
+# variables of every frame below dispatch(), whatever grant or subclass raised.
+@method_decorator(sensitive_post_parameters(), name="dispatch")
+@method_decorator(sensitive_variables(), name="dispatch")
 class OAuthEndpoint(APIView):
     """Base view: no DRF authentication or parsing, RFC 6749 errors, ``no-store``.
 

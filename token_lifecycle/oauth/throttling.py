@@ -10,6 +10,14 @@
 A refused request gets 429 with ``Retry-After`` and an RFC 6749 error body
 (``"error": "slow_down"``, the code RFC 8628 registered for this).
 
+Failures are counted in fixed windows of the rate's period (a count per
+minute for ``"10/min"``). An attempt takes its place in the count *before*
+its password is hashed, with the cache's atomic ``add`` and ``incr``: however
+many attempts arrive at once, at most the limit of them per window reach the
+hasher. A wrong password keeps its place; a success, or an attempt refused
+by the other limit, gives it back. ``incr`` is atomic in Redis, Memcached and
+(within one process) local memory, not in the database or file caches.
+
 The client IP is ``REMOTE_ADDR`` unless DRF's ``NUM_PROXIES`` says how many
 proxies in ``X-Forwarded-For`` to trust. (DRF's own ``get_ident`` uses the
 whole ``X-Forwarded-For`` header when ``NUM_PROXIES`` is unset: a client
@@ -25,8 +33,10 @@ the cache.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from functools import partial
 
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
@@ -81,7 +91,7 @@ class TokenEndpointThrottle(SimpleRateThrottle):
 
 
 class _FailureCounter(SimpleRateThrottle):
-    """Counts failures under one key; checking does not count."""
+    """Failures under one key, counted per fixed window with atomic cache operations."""
 
     def __init__(self, scope: str, ident: str) -> None:
         self.scope = scope
@@ -91,38 +101,41 @@ class _FailureCounter(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         return _rate(self.scope)
 
-    def _key(self) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.ident}
+    def window(self, now: float) -> tuple[str, float]:
+        """The cache key counting the window holding ``now``, and when that window ends."""
+        index = int(now // self.duration)
+        key = self.cache_format % {"scope": self.scope, "ident": self.ident}
+        return f"{key}:{index}", (index + 1) * self.duration
 
-    def wait_if_exceeded(self) -> float | None:
-        """Seconds to wait if the limit is reached, else None."""
-        if self.rate is None:
-            return None
-        now = time.time()
-        recent = [t for t in self.cache.get(self._key(), []) if t > now - self.duration]
-        if len(recent) < self.num_requests:
-            return None
-        return recent[0] + self.duration - now
+    def take(self, key: str) -> int:
+        """Count one attempt under ``key``; the count including it."""
+        for _ in range(2):
+            # Kept beyond its window, so it cannot expire between add() and incr().
+            self.cache.add(key, 0, 2 * self.duration)
+            try:
+                return self.cache.incr(key)
+            except ValueError:  # deleted in between, by a success clearing the count
+                pass
+        return self.cache.incr(key)
 
-    def add_failure(self) -> None:
-        if self.rate is None:
-            return
-        now = time.time()
-        recent = [t for t in self.cache.get(self._key(), []) if t > now - self.duration]
-        self.cache.set(self._key(), [*recent, now], self.duration)
+    def give_back(self, key: str) -> None:
+        with contextlib.suppress(ValueError):  # gone already: cleared, or expired
+            self.cache.decr(key)
 
-    def reset(self) -> None:
-        if self.rate is not None:
-            self.cache.delete(self._key())
+    def clear(self, *keys: str) -> None:
+        self.cache.delete_many(list(dict.fromkeys(keys)))
 
 
 class PasswordFailureLimiter:
     """Failed password-grant attempts, per username and per IP.
 
-    ``check()`` before verifying the password (a locked-out guess costs no
-    hash), ``failed()`` after a wrong one, ``succeeded()`` clears the
-    username's count. The username is hashed into the cache key: no
-    credential-like value is stored in the cache in clear.
+    ``check()`` before verifying the password: it takes the attempt's place in
+    each count, atomically, and refuses (429) when a count is full, so a
+    refused guess costs no hash and parallel guesses cannot overrun the limit.
+    ``failed()`` after a wrong password keeps the places; ``succeeded()``
+    gives the per-IP place back and clears the username's count. The username
+    is hashed into the cache key: no credential-like value is stored in the
+    cache in clear.
     """
 
     def __init__(self, request: Request, username: str) -> None:
@@ -130,21 +143,42 @@ class PasswordFailureLimiter:
             _FailureCounter(PASSWORD_USERNAME_SCOPE, digest(username.casefold())),
             _FailureCounter(PASSWORD_IP_SCOPE, digest(client_ip(request))),
         ]
+        #: The places this attempt holds: (counter, cache key).
+        self._taken: list[tuple[_FailureCounter, str]] = []
 
     def check(self) -> None:
-        waits = _unless_cache_fails(
-            lambda: [wait for counter in self.counters if (wait := counter.wait_if_exceeded())],
-            default=[],
-        )
+        now = time.time()
+        waits = []
+        for counter in self.counters:
+            if counter.rate is None:
+                continue
+            key, ends = counter.window(now)
+            count = _unless_cache_fails(partial(counter.take, key))
+            if count is None:
+                continue
+            self._taken.append((counter, key))
+            if count > counter.num_requests:
+                waits.append(ends - now)
         if waits:
+            self._give_back()  # a refused attempt is not a failure
             raise TooManyRequests(max(waits))
 
     def failed(self) -> None:
-        for counter in self.counters:
-            _unless_cache_fails(counter.add_failure)
+        self._taken = []  # the places stay counted
 
     def succeeded(self) -> None:
-        _unless_cache_fails(self.counters[0].reset)
+        taken, self._taken = self._taken, []
+        for counter, key in taken:
+            if counter is self.counters[0]:
+                current, _ = counter.window(time.time())
+                _unless_cache_fails(partial(counter.clear, key, current))
+            else:
+                _unless_cache_fails(partial(counter.give_back, key))
+
+    def _give_back(self) -> None:
+        taken, self._taken = self._taken, []
+        for counter, key in taken:
+            _unless_cache_fails(partial(counter.give_back, key))
 
 
 def _unless_cache_fails(operation, default=None):

@@ -11,8 +11,7 @@ from django.contrib.auth import authenticate
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import clock, services
-from ..conf import lifecycle_settings
+from .. import clock, keys, services
 from ..issuer import issuer_for
 from ..models import Client, GrantType, TokenPair
 from ..reasons import RefreshRefusal
@@ -24,14 +23,15 @@ from .throttling import PasswordFailureLimiter, TokenEndpointThrottle
 
 
 def token_response(issued: services.IssuedPair) -> dict:
-    """The RFC 6749 §5.1 success body."""
+    """The RFC 6749 §5.1 success body; without a refresh token when none was issued."""
     body = {
         "access_token": issued.access_token,
         "token_type": "Bearer",
         "expires_in": issued.expires_in,
-        "refresh_token": issued.refresh_token,
-        "refresh_expires_in": issued.refresh_expires_in,
     }
+    if issued.refresh_token is not None:
+        body["refresh_token"] = issued.refresh_token
+        body["refresh_expires_in"] = issued.refresh_expires_in
     if issued.pair.scope:
         body["scope"] = issued.pair.scope
     return body
@@ -76,6 +76,8 @@ class TokenView(OAuthEndpoint):
             issuer=issuer_for(request),
             grant_type=GrantType.CLIENT_CREDENTIALS,
             scope=params.get("scope"),
+            # RFC 6749 §4.4.3: a refresh token SHOULD NOT be included; a per-client choice.
+            refreshable=client.client_credentials_refresh,
         )
 
     def password(
@@ -174,7 +176,5 @@ def introspection(pair: TokenPair, kind: str, *, issuer: str, now: datetime) -> 
         body["token_type"] = "Bearer"
     if pair.scope:
         body["scope"] = pair.scope
-    audience = lifecycle_settings().audience
-    if audience:
-        body["aud"] = audience
+    body["aud"] = keys.audience_for(issuer)  # what the access tokens carry
     return body

@@ -10,7 +10,10 @@ its holder dies, so a crashed worker cannot wedge the others.
 
 Tokens are stored in clear, readable by the owner only (files 0600, the
 directory created 0700): put the directory where only the service's user can
-read (``/run/<service>/tokens``, not ``/tmp`` shared with other users).
+read (``/run/<service>/tokens``, not ``/tmp`` shared with other users). A
+directory that another user owns, or that its group or others may write to,
+is refused (:class:`PermissionError`): whoever can write there could plant a
+pair of their own for the service to use, or swap the lock file.
 POSIX only (``fcntl``).
 """
 
@@ -20,6 +23,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +40,7 @@ class FileTokenStore(TokenStore):
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _refuse_if_others_can_write(self.directory)
 
     def _path(self, key: str, suffix: str) -> Path:
         if not key or "/" in key or key.startswith("."):
@@ -92,6 +97,22 @@ class FileTokenStore(TokenStore):
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def _refuse_if_others_can_write(directory: Path) -> None:
+    """Refuse rather than repair: a chmod now would not undo what others put there before."""
+    status = directory.stat()
+    if status.st_uid != os.geteuid():
+        raise PermissionError(
+            f"Token store directory {directory} belongs to uid {status.st_uid}, not to "
+            f"this process (uid {os.geteuid()}): use a directory of the service's own user."
+        )
+    if status.st_mode & 0o022:
+        raise PermissionError(
+            f"Token store directory {directory} is writable by its group or by others "
+            f"(mode {stat.S_IMODE(status.st_mode):o}): run `chmod go-w {directory}`, "
+            "or use a directory only the service's user can write to."
+        )
 
 
 def _try_flock(descriptor: int) -> bool:

@@ -1,4 +1,5 @@
-"""``manage.py create_client NAME --owner USERNAME [--grant G]... [--public] [--json]``."""
+"""``manage.py create_client NAME --owner USERNAME [--grant G]... [--public]
+[--no-refresh-token] [--json]``."""
 
 from __future__ import annotations
 
@@ -38,13 +39,30 @@ class Command(BaseCommand):
             help="A public client (mobile app, SPA): no secret, authenticates with client_id.",
         )
         parser.add_argument(
+            "--no-refresh-token",
+            action="store_false",
+            dest="client_credentials_refresh",
+            help="client_credentials answers carry no refresh token (RFC 6749 §4.4.3): the "
+            "client logs in again when its access token expires. Default: they carry one.",
+        )
+        parser.add_argument(
             "--json",
             action="store_true",
             dest="as_json",
             help='Print only {"client_id": ..., "client_secret": ...}.',
         )
 
-    def handle(self, *args, name: str, owner: str, grants, public: bool, as_json: bool, **opts):
+    def handle(
+        self,
+        *args,
+        name: str,
+        owner: str,
+        grants,
+        public: bool,
+        client_credentials_refresh: bool,
+        as_json: bool,
+        **opts,
+    ):
         user_model = get_user_model()
         try:
             owner_user = user_model._default_manager.get_by_natural_key(owner)
@@ -56,6 +74,7 @@ class Command(BaseCommand):
             owner=owner_user,
             is_public=public,
             grant_types=" ".join(dict.fromkeys(grants or [default])),
+            client_credentials_refresh=client_credentials_refresh,
         )
         secret = None if public else client.set_new_secret()
         try:
@@ -77,3 +96,5 @@ class Command(BaseCommand):
             self.stdout.write(f"client_secret: {secret}")
             self.stdout.write("The secret is shown only now; store it safely.")
         self.stdout.write(f"grants:        {client.grant_types} refresh_token")
+        if not client.client_credentials_refresh:
+            self.stdout.write("client_credentials answers carry no refresh token.")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from token_lifecycle import clock, keys
-from token_lifecycle.conf import SIGNING_ALGORITHMS
+from token_lifecycle.cache import shared_cache
+from token_lifecycle.conf import SIGNING_ALGORITHMS, lifecycle_settings
 from token_lifecycle.models import SigningKey
 
 
@@ -31,8 +32,9 @@ class Command(BaseCommand):
             "--compromised",
             action="store_true",
             help="The current key leaked: sign with the new key at once and stop "
-            "accepting tokens signed by older keys (at once in this process, within "
-            "60 s in the others; clients will refresh).",
+            "accepting tokens signed by older keys, in every process sharing the "
+            "validation cache by the time this command returns (within 60 s in a "
+            "process whose cache is its own); clients will refresh.",
         )
 
     def handle(self, *args, algorithm, immediately: bool, compromised: bool, **options):
@@ -51,3 +53,11 @@ class Command(BaseCommand):
             )
         if compromised:
             self.stdout.write("Older keys no longer verify: their tokens are refused from now on.")
+            alias = lifecycle_settings().cache_alias
+            if shared_cache() is not None:
+                self.stdout.write(f"Every process sharing the cache {alias!r} has been told.")
+            else:
+                self.stdout.write(
+                    f"Other processes may use them for up to {keys.KEY_CACHE_SECONDS} s more: "
+                    f"the cache {alias!r} is not shared between processes."
+                )
