@@ -58,7 +58,7 @@ DAY = timedelta(days=1)
 STEP = timedelta(hours=6)
 PROCESS_STEP = DAY
 T0 = datetime(2031, 1, 6, tzinfo=timezone.utc)
-#: The example project's MAX_PAIRS_PER_CLIENT (SPEC default).
+#: The example project's MAX_PAIRS_PER_CLIENT (the default).
 MAX_PAIRS = 10
 #: Refreshes expected in the month: the pair is due 13.5 days after its issue (15 days
 #: minus 10%), refreshed at the first round after that, twice in 30 days.

@@ -48,6 +48,7 @@ def test_they_run_with_deploy_only(production):
 
 def test_the_readme_settings_get_all_three(settings):
     """The example project's defaults are the README's: local memory, no issuer, public key."""
+    settings.CACHES = {"default": LOCAL_MEMORY}  # whatever CACHE_URL this run was given
     out = io.StringIO()
     call_command("check", "--deploy", stdout=out, stderr=out)
     text = out.getvalue()

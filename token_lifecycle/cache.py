@@ -62,6 +62,7 @@ from django.dispatch import receiver
 from .conf import lifecycle_settings
 from .keys import InvalidAccessToken
 from .keys.access_tokens import check_key_state
+from .keys.store import present_key_state
 from .models import Client, TokenPair
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def validate_pair(claims: dict[str, Any], now: datetime) -> tuple[Any, Client]:
             logger.warning("Validation cache unavailable; using the database.", exc_info=True)
             found, cache, shared = {}, None, False
         if shared:
-            check_key_state(found.get(KEY_STATE), claims, now)
+            check_key_state(present_key_state(cache, found.get(KEY_STATE)), claims, now)
         state = found.get(keys[0])
         if state == REVOKED:
             raise InvalidAccessToken("The access token has been revoked or has expired.")

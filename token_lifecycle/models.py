@@ -326,14 +326,14 @@ class SigningKey(models.Model):
     rotation publishes the new key before it signs, so that resource servers
     caching the JWKS know it by the time tokens carry its kid; the old key
     keeps verifying until every token it signed has expired. The private key
-    is stored encrypted (``keys.py``).
+    is stored encrypted (:mod:`.keys.encryption`).
     """
 
     kid = models.CharField(max_length=64, unique=True, editable=False)
     algorithm = models.CharField(
         max_length=16, choices=[(name, name) for name in SIGNING_ALGORITHMS], editable=False
     )
-    #: The private key as PKCS#8 DER, encrypted with AES-GCM (see ``keys.py``).
+    #: The private key as PKCS#8 DER, encrypted with AES-GCM (see :mod:`.keys.encryption`).
     private_key_ciphertext = models.TextField(editable=False)
     #: The public key as a JWK (RFC 7517), what the JWKS endpoint publishes.
     public_jwk = models.JSONField(editable=False)

@@ -37,7 +37,7 @@ from token_lifecycle.models import TokenPair, TokenPairQuerySet
 class PairStatus(TextChoices):
     """A pair's state at an instant; the five values partition all pairs."""
 
-    #: The newest live pair of its principal (SPEC §2), the one a client should be using.
+    #: The newest live pair of its principal (docs/lifecycle.md), the one a client should be using.
     CURRENT = "current", "current"
     #: Live, not current, and its refresh token still usable: a pair just rotated
     #: (inside its grace window), or another session of the same principal.

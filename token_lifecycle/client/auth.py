@@ -24,7 +24,7 @@ of workers.
 **Never with a stale token.** A worker refreshes with the *stored* refresh
 token, not the one it happens to hold: a worker that slept past another's
 refresh and the 6-hour grace window would otherwise replay a used token,
-which the server answers by revoking the whole family (SPEC §2 rule 2).
+which the server answers by revoking the whole family (docs/lifecycle.md#refresh).
 
 **Terminal refusals** (``invalid_grant``) raise a subclass of
 :class:`~token_lifecycle.client.errors.ReauthenticationRequired`. With
@@ -92,7 +92,7 @@ def _wall_clock() -> float:
 
 
 class TokenAuth(httpx.Auth):
-    """Bearer authentication with a pair obtained, shared and renewed per SPEC §2.
+    """Bearer authentication with a pair obtained, shared and renewed per docs/lifecycle.md.
 
     ``token_url`` is the server's ``POST /auth/token/``. ``grant`` is
     :class:`ClientCredentials` (default) or :class:`PasswordGrant`. ``store``

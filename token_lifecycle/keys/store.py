@@ -194,7 +194,7 @@ class _LoadedKeys:
         if cache is None:
             return
         try:
-            version = cache.get(_key_state_key())
+            version = present_key_state(cache, cache.get(_key_state_key()))
         except Exception:
             logger.warning(
                 "Validation cache unavailable; loaded signing keys kept for up to %s s.",
@@ -305,6 +305,25 @@ def publish_key_state() -> None:
             version = _UNREAD
     if not _loaded.observe(version):
         _loaded.clear()
+
+
+#: The key state before any rotation published one (or after Redis lost it).
+INITIAL_KEY_STATE = "initial"
+
+
+def present_key_state(cache: BaseCache, version: Any) -> Any:
+    """``version``, or, when the entry is absent, the initial one, written for next time.
+
+    An absent entry would be a Redis read on every request: a near cache keeps
+    values, not their absence.
+    """
+    if version is None:
+        try:
+            cache.add(_key_state_key(), INITIAL_KEY_STATE, None)
+        except Exception:
+            logger.warning("Validation cache unavailable; key state not written.", exc_info=True)
+        return INITIAL_KEY_STATE
+    return version
 
 
 def sync_key_state() -> None:

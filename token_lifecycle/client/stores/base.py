@@ -6,7 +6,7 @@ worker that finds the pair due takes the lock, looks again (another worker may
 have renewed it meanwhile, and then it simply adopts the stored pair), and
 only otherwise calls the token endpoint and saves the result. That is what
 keeps a deployment of 20 workers at 1 or 2 live pairs instead of 20 to 40
-against the server's cap of 10 (SPEC §2 rule 3).
+against the server's cap of 10 (docs/lifecycle.md#cap).
 
 The lock is advisory and bounded: :meth:`TokenStore.lock` yields ``False`` when
 it could not be had within ``timeout`` seconds, and the caller then proceeds
