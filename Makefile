@@ -5,28 +5,38 @@ VENV ?= .venv
 DJANGO_SPEC ?=
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
+# Two stamps in one virtualenv: the demo needs only the runtime dependencies
+# (Django, DRF, PyJWT, cryptography); the tests, lint and benchmarks the dev
+# extra. Installing the dev extra installs the runtime too, so it makes both.
 STAMP := $(VENV)/.installed-dev
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 .PHONY: install demo resource-server test test-postgres lint format bench bench-jwt bench-purge soak clean
+
+$(RUNTIME_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e . $(if $(DJANGO_SPEC),'$(DJANGO_SPEC)')
+	touch $(RUNTIME_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]' $(if $(DJANGO_SPEC),'$(DJANGO_SPEC)')
-	touch $(STAMP)
+	touch $(STAMP) $(RUNTIME_STAMP)
 
 install: $(STAMP)
 
-## make demo: install, migrate the SQLite database, create the demo data, serve on :8000
+## make demo: install the runtime, migrate the SQLite database, create the demo data, serve on :8000
 # DEBUG only here, on 127.0.0.1; static files through the URLconf, behind the Host check.
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver --nostatic 127.0.0.1:8000
 
 ## make resource-server: a second service verifying tokens from the JWKS only (:8001)
-resource-server: $(STAMP)
+resource-server: $(RUNTIME_STAMP)
 	DJANGO_SETTINGS_MODULE=example_project.resource_server.settings \
 		$(BIN)/python -m django runserver 127.0.0.1:8001
 

@@ -198,7 +198,12 @@ _DURATION_UNITS = (
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
-def _parse_duration(text: str) -> timedelta:
+def parse_duration(text: str) -> timedelta:
+    """``15m``, ``6h``, ``30d``, ``45s``, ``2w`` or several largest first (``1h30m``).
+
+    Raises ``ValueError`` saying how to write one. Shared by :func:`from_env` and
+    ``manage.py create_client``.
+    """
     match = _DURATION.fullmatch(text.strip())
     if not text.strip() or match is None:
         hint = f" (did you mean {text.strip()}s?)" if text.strip().isdigit() else ""
@@ -233,7 +238,7 @@ def _parse_bool(text: str) -> bool:
 
 def _parser(name: str) -> Callable[[str], Any]:
     if name in _DURATIONS:
-        return _parse_duration
+        return parse_duration
     if name in _POSITIVE_INTS or name == "validation_cache_seconds":
         return _parse_int
     if name == "reuse_detection" or name.startswith("revoke_on_"):

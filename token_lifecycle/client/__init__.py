@@ -1,8 +1,10 @@
 """A Python client for APIs protected by token_lifecycle.
 
-Install with ``pip install django-token-lifecycle[client]``. It needs httpx only,
-never Django: a service calling the API does not run Django, and importing
-this package imports nothing of the server side.
+Install with ``pip install django-token-lifecycle[client]`` (adds httpx). It
+imports httpx and the standard library only, never Django: a service calling
+the API does not run Django, and importing this package imports nothing of the
+server side (pip still installs the distribution's dependencies; see the
+README's "Packages").
 
     import httpx
     from token_lifecycle.client import TokenAuth

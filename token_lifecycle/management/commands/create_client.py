@@ -1,15 +1,45 @@
 """``manage.py create_client NAME --owner USERNAME [--grant G]... [--public]
-[--no-refresh-token] [--json]``."""
+[--no-refresh-token] [--scope S]... [--can-introspect] [--access-token-lifetime D]
+[--refresh-token-lifetime D] [--refresh-grace-period D] [--max-pairs N] [--json]``."""
 
 from __future__ import annotations
 
+import argparse
 import json
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from token_lifecycle.conf import parse_duration
 from token_lifecycle.models import CONFIGURABLE_GRANTS, Client, GrantType
+from token_lifecycle.oauth.errors import InvalidScope
+from token_lifecycle.scopes import grant_scope
+
+#: The model field each option sets, to name the option in a validation error.
+_OPTIONS = {
+    "grant_types": "--grant",
+    "scope": "--scope",
+    "access_token_lifetime": "--access-token-lifetime",
+    "refresh_token_lifetime": "--refresh-token-lifetime",
+    "refresh_grace_period": "--refresh-grace-period",
+    "max_pairs_per_client": "--max-pairs",
+}
+
+_NO_OWNER = (
+    "Every client has an owner, the user its client_credentials pairs act as. Name an "
+    "existing user with --owner USERNAME, or create one first with "
+    "`python manage.py createsuperuser` (or in the admin)."
+)
+
+
+def _duration(text: str) -> timedelta:
+    """The duration syntax of ``TOKEN_LIFECYCLE_*`` variables (``conf.from_env``)."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} {error}") from None
 
 
 class Command(BaseCommand):
@@ -22,8 +52,7 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument(
             "--owner",
-            required=True,
-            help="Username of the owner; client_credentials pairs act as this user.",
+            help="Username of the owner (required); client_credentials pairs act as this user.",
         )
         parser.add_argument(
             "--grant",
@@ -46,6 +75,36 @@ class Command(BaseCommand):
             "client logs in again when its access token expires. Default: they carry one.",
         )
         parser.add_argument(
+            "--scope",
+            action="append",
+            dest="scopes",
+            metavar="SCOPE",
+            help='Scopes the client may request (repeatable, or space-separated: "read write"). '
+            "Default: none.",
+        )
+        parser.add_argument(
+            "--can-introspect",
+            action="store_true",
+            help="A resource server: may introspect tokens issued to any client (RFC 7662).",
+        )
+        for option, what in (
+            ("--access-token-lifetime", "ACCESS_TOKEN_LIFETIME"),
+            ("--refresh-token-lifetime", "REFRESH_TOKEN_LIFETIME"),
+            ("--refresh-grace-period", "REFRESH_GRACE_PERIOD"),
+        ):
+            parser.add_argument(
+                option,
+                type=_duration,
+                metavar="DURATION",
+                help=f"This client's {what} instead of the setting's, e.g. 15m, 6h, 30d, 1h30m.",
+            )
+        parser.add_argument(
+            "--max-pairs",
+            type=int,
+            metavar="N",
+            help="This client's MAX_PAIRS_PER_CLIENT (1 or more) instead of the setting's.",
+        )
+        parser.add_argument(
             "--json",
             action="store_true",
             dest="as_json",
@@ -56,18 +115,20 @@ class Command(BaseCommand):
         self,
         *args,
         name: str,
-        owner: str,
+        owner: str | None,
         grants,
         public: bool,
         client_credentials_refresh: bool,
+        scopes: list[str] | None,
+        can_introspect: bool,
+        access_token_lifetime: timedelta | None,
+        refresh_token_lifetime: timedelta | None,
+        refresh_grace_period: timedelta | None,
+        max_pairs: int | None,
         as_json: bool,
         **opts,
     ):
-        user_model = get_user_model()
-        try:
-            owner_user = user_model._default_manager.get_by_natural_key(owner)
-        except user_model.DoesNotExist:
-            raise CommandError(f"No user {owner!r}.") from None
+        owner_user = self._owner(owner)
         default = GrantType.PASSWORD if public else GrantType.CLIENT_CREDENTIALS
         client = Client(
             name=name,
@@ -75,14 +136,40 @@ class Command(BaseCommand):
             is_public=public,
             grant_types=" ".join(dict.fromkeys(grants or [default])),
             client_credentials_refresh=client_credentials_refresh,
+            scope=self._scope(scopes),
+            can_introspect=can_introspect,
+            access_token_lifetime=access_token_lifetime,
+            refresh_token_lifetime=refresh_token_lifetime,
+            refresh_grace_period=refresh_grace_period,
+            max_pairs_per_client=max_pairs,
         )
         secret = None if public else client.set_new_secret()
         try:
             client.full_clean()
         except ValidationError as error:
-            raise CommandError("; ".join(error.messages)) from None
+            raise CommandError(_explain(error)) from None
         client.save()
         self._print(client, secret, as_json=as_json)
+
+    def _owner(self, username: str | None):
+        if not username:
+            raise CommandError(f"--owner is missing. {_NO_OWNER}")
+        user_model = get_user_model()
+        try:
+            return user_model._default_manager.get_by_natural_key(username)
+        except user_model.DoesNotExist:
+            raise CommandError(f"No user {username!r}. {_NO_OWNER}") from None
+
+    def _scope(self, scopes: list[str] | None) -> str:
+        text = " ".join(scopes or [])
+        try:
+            # The endpoint's own parsing: RFC 6749 §3.3 scope tokens, sorted, each once.
+            return grant_scope(" ".join(text.split()), frozenset(text.split()))
+        except InvalidScope:
+            raise CommandError(
+                f"--scope {text!r}: a scope is printable ASCII without spaces, quotes "
+                "or backslashes (RFC 6749 §3.3)."
+            ) from None
 
     def _print(self, client: Client, secret: str | None, *, as_json: bool) -> None:
         if as_json:
@@ -98,3 +185,27 @@ class Command(BaseCommand):
         self.stdout.write(f"grants:        {client.grant_types} refresh_token")
         if not client.client_credentials_refresh:
             self.stdout.write("client_credentials answers carry no refresh token.")
+        if client.scope:
+            self.stdout.write(f"scope:         {client.scope}")
+        if client.can_introspect:
+            self.stdout.write("may introspect every client's tokens (resource server)")
+        overrides = [
+            ("access token lifetime: ", client.access_token_lifetime),
+            ("refresh token lifetime:", client.refresh_token_lifetime),
+            ("refresh grace period:  ", client.refresh_grace_period),
+            ("max pairs:             ", client.max_pairs_per_client),
+        ]
+        for label, value in overrides:
+            if value is not None:
+                self.stdout.write(f"{label} {value}")
+
+
+def _explain(error: ValidationError) -> str:
+    """The model's validation messages, each named after the option that set the field."""
+    if not hasattr(error, "error_dict"):
+        return "; ".join(error.messages)
+    parts = []
+    for field, messages in error.message_dict.items():
+        option = _OPTIONS.get(field)
+        parts.extend(f"{option}: {message}" if option else message for message in messages)
+    return "; ".join(parts)
