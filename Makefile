@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-dev
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo resource-server test test-postgres lint format bench bench-jwt bench-purge soak clean
+.PHONY: install demo resource-server test test-postgres lint format docs bench bench-jwt bench-purge soak clean
 
 $(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,9 +78,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## make docs: the documentation site from docs/ (mkdocs.yml), strictly: any warning fails -> site/
+# NO_MKDOCS_2_WARNING silences Material's end-of-life banner, which is not a warning about the pages.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf .venv .venv-* db.sqlite3 .pytest_cache *.egg-info
+	rm -rf .venv .venv-* db.sqlite3 .pytest_cache *.egg-info site
