@@ -75,11 +75,11 @@ def _stock_redis_bearer():
     from token_lifecycle.authentication import BearerTokenAuthentication
 
     class StockRedisBearer(BearerTokenAuthentication):
-        def get_user(self, claims):
+        def get_user(self, claims, now):
             own = cache._cache
             cache._cache = lambda: caches["stock"]
             try:
-                return super().get_user(claims)
+                return super().get_user(claims, now)
             finally:
                 cache._cache = own
 

@@ -138,6 +138,16 @@ def _fresh_caches():
 
 
 @pytest.fixture
+def lifecycle(settings):
+    """Change some ``TOKEN_LIFECYCLE`` keys for one test (the rest keep their values)."""
+
+    def configure(**values) -> None:
+        settings.TOKEN_LIFECYCLE = {**settings.TOKEN_LIFECYCLE, **values}
+
+    return configure
+
+
+@pytest.fixture
 def make_user(db):
     def make(username: str = "alice", *, password: str = PASSWORD, **fields):
         return get_user_model().objects.create_user(username, password=password, **fields)

@@ -47,15 +47,20 @@ def clean_env(tmp_path: Path, **variables: str) -> dict[str, str]:
     return env
 
 
-def python(tmp_path: Path, code: str, **variables: str) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, argv: list[str], **variables: str) -> subprocess.CompletedProcess:
+    """``sys.executable argv...`` in the repository, with only the given variables set."""
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, *argv],
         cwd=ROOT,
         env=clean_env(tmp_path, **variables),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def python(tmp_path: Path, code: str, **variables: str) -> subprocess.CompletedProcess:
+    return run(tmp_path, ["-c", code], **variables)
 
 
 # -- DEBUG ---------------------------------------------------------------------
@@ -217,14 +222,7 @@ def production_env(tmp_path: Path, **changes: str) -> dict[str, str]:
 
 
 def manage(tmp_path: Path, *args: str, **variables: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=clean_env(tmp_path, **variables),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run(tmp_path, ["manage.py", *args], **variables)
 
 
 def test_production_settings_pass_check_deploy(tmp_path):

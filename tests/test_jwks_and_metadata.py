@@ -46,16 +46,6 @@ LEEWAY = 30  # seconds: the LEEWAY default
 
 
 @pytest.fixture
-def lifecycle(settings):
-    """Change some ``TOKEN_LIFECYCLE`` keys for one test (the rest keep their values)."""
-
-    def configure(**values) -> None:
-        settings.TOKEN_LIFECYCLE = {**settings.TOKEN_LIFECYCLE, **values}
-
-    return configure
-
-
-@pytest.fixture
 def clock():
     with freeze_time(T0) as frozen:
         yield frozen

@@ -38,14 +38,6 @@ ALGORITHMS = ["RS256", "ES256", "EdDSA"]
 
 
 @pytest.fixture
-def lifecycle(settings):
-    def configure(**values) -> None:
-        settings.TOKEN_LIFECYCLE = {**settings.TOKEN_LIFECYCLE, **values}
-
-    return configure
-
-
-@pytest.fixture
 def https_login(token_request, oauth_client, user):
     """A password login made over https, so that the derived issuer is ``ISSUER``."""
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -74,9 +75,10 @@ class BearerTokenAuthentication(BaseAuthentication):
         credentials = self.get_header(request)
         if credentials is None:
             return None
+        now = clock.now()  # one instant for both checks
         try:
-            claims = self.get_validated_token(request, self.get_raw_token(credentials))
-            user, client = self.get_user(claims)
+            claims = self.get_validated_token(request, self.get_raw_token(credentials), now)
+            user, client = self.get_user(claims, now)
         except InvalidAccessToken as error:
             # Remembered for authenticate_header, which DRF calls without the exception.
             request._bearer_error = str(error)
@@ -101,13 +103,13 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise InvalidAccessToken("A refresh token cannot be used as an access token.")
         return token
 
-    def get_validated_token(self, request: Request, token: str) -> dict[str, Any]:
+    def get_validated_token(self, request: Request, token: str, now: datetime) -> dict[str, Any]:
         """The token's claims, its signature, type, issuer, audience and expiry checked."""
-        return verify_access_token(token, issuer=issuer_for(request), now=clock.now())
+        return verify_access_token(token, issuer=issuer_for(request), now=now)
 
-    def get_user(self, claims: dict[str, Any]) -> tuple[Any, Client]:
+    def get_user(self, claims: dict[str, Any], now: datetime) -> tuple[Any, Client]:
         """The ``(user, client)`` of the token's pair, if the pair may still be used."""
-        return cache.validate_pair(claims, clock.now())
+        return cache.validate_pair(claims, now)
 
     def authenticate_header(self, request: Request) -> str:
         error = getattr(request, "_bearer_error", None)
