@@ -67,6 +67,14 @@ class LifecycleSettings:
     #: that admins can still see recent revocations (``--older-than`` overrides).
     purge_retention: timedelta = timedelta(days=7)
 
+    # The authorization code flow (docs/code-flow.md).
+    #: How long an authorization code may be exchanged (RFC 6749 §4.1.2: short).
+    authorization_code_lifetime: timedelta = timedelta(seconds=60)
+
+    # Browser mode (docs/browser-mode.md).
+    #: The cookie holding the refresh token of a ``refresh_token_in_cookie`` client.
+    refresh_cookie_name: str = "tl_refresh"
+
     # The per-request path.
     #: Cache alias holding validation results (see ``cache.py``). A shared
     #: cache (Redis) makes a revocation visible to every process on the next
@@ -91,6 +99,7 @@ _DURATIONS = (
     "leeway",
     "jwks_max_age",
     "purge_retention",
+    "authorization_code_lifetime",
 )
 _POSITIVE_INTS = ("max_pairs_per_client", "max_request_body_bytes", "max_bearer_token_bytes")
 _OPTIONAL = ("max_session_lifetime", "issuer", "audience", "key_encryption_secret")

@@ -21,7 +21,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Coalesce, Greatest
 
-from . import clock, credentials
+from . import clock, credentials, origins, redirect_uris
 from .conf import SIGNING_ALGORITHMS, duration_problem, lifecycle_settings
 from .rules import Policy, RevokeReason
 
@@ -62,13 +62,18 @@ uuid7 = _UUID7()
 
 
 class GrantType(models.TextChoices):
+    AUTHORIZATION_CODE = "authorization_code", "authorization code"
     CLIENT_CREDENTIALS = "client_credentials", "client credentials"
-    PASSWORD = "password", "password"
+    PASSWORD = "password", "password (legacy, RFC 9700 §2.4)"
     REFRESH_TOKEN = "refresh_token", "refresh token"
 
 
 #: Grants a client may be configured with; ``refresh_token`` is implied for all.
-CONFIGURABLE_GRANTS = (GrantType.CLIENT_CREDENTIALS, GrantType.PASSWORD)
+CONFIGURABLE_GRANTS = (
+    GrantType.AUTHORIZATION_CODE,
+    GrantType.CLIENT_CREDENTIALS,
+    GrantType.PASSWORD,
+)
 
 
 def validate_grant_types(value: str) -> None:
@@ -105,7 +110,8 @@ class Client(models.Model):
         max_length=100,
         default=GrantType.CLIENT_CREDENTIALS,
         validators=[validate_grant_types],
-        help_text="Space-separated: client_credentials, password. Refreshing is always allowed.",
+        help_text="Space-separated: authorization_code, client_credentials, password. "
+        "Refreshing is always allowed.",
     )
     scope = models.CharField(
         max_length=1000,
@@ -124,6 +130,28 @@ class Client(models.Model):
         "says it SHOULD NOT; on by default because clients running on several servers "
         "refresh one family through its grace window. Off: the client logs in again "
         "with its credentials when the access token expires.",
+    )
+    redirect_uris = models.TextField(
+        "redirect URIs",
+        blank=True,
+        help_text="For the authorization_code grant: one per line, compared exactly, "
+        "except that a loopback http://127.0.0.1/... or http://[::1]/... URI matches any "
+        "port. https, loopback http, or a private-use scheme (com.example.app:/callback).",
+    )
+    skip_consent = models.BooleanField(
+        default=False,
+        help_text="A first-party app: users who log in are not asked to approve it.",
+    )
+    refresh_token_in_cookie = models.BooleanField(
+        "refresh token in a cookie",
+        default=False,
+        help_text="Browser mode: the refresh token is set as an HttpOnly cookie instead of "
+        "being returned in the JSON body, and a refresh may come from that cookie.",
+    )
+    allowed_origins = models.TextField(
+        blank=True,
+        help_text="Browser mode: the origins (scheme://host[:port], one per line) whose "
+        "pages may refresh from the cookie; the token endpoint answers CORS for them only.",
     )
     created_at = models.DateTimeField(default=clock.now, editable=False)
 
@@ -158,6 +186,18 @@ class Client(models.Model):
     def allowed_scopes(self) -> frozenset[str]:
         return frozenset(self.scope.split())
 
+    @property
+    def redirect_uri_list(self) -> list[str]:
+        return self.redirect_uris.split()
+
+    @property
+    def origin_list(self) -> list[str]:
+        return self.allowed_origins.split()
+
+    def redirect_uri_matches(self, uri: str) -> bool:
+        """Whether ``uri`` is one of this client's redirect URIs (:mod:`.redirect_uris`)."""
+        return any(redirect_uris.matches(registered, uri) for registered in self.redirect_uri_list)
+
     def policy(self) -> Policy:
         """The lifecycle rules for this client: the settings with its overrides applied."""
         defaults = lifecycle_settings()
@@ -187,8 +227,27 @@ class Client(models.Model):
             policy = self.policy()
             if policy.refresh_grace_period >= policy.refresh_token_lifetime:
                 errors["refresh_grace_period"] = "Must be shorter than the refresh token lifetime."
-        if self.is_public and GrantType.CLIENT_CREDENTIALS in self.grant_types.split():
+        grants = self.grant_types.split()
+        if self.is_public and GrantType.CLIENT_CREDENTIALS in grants:
             errors["grant_types"] = "A public client cannot use the client_credentials grant."
+        uri_problems = [
+            f"{uri[:100]} {problem}"
+            for uri in self.redirect_uri_list
+            if (problem := redirect_uris.problem(uri))
+        ]
+        if uri_problems:
+            errors["redirect_uris"] = uri_problems
+        elif GrantType.AUTHORIZATION_CODE in grants and not self.redirect_uri_list:
+            errors["redirect_uris"] = "The authorization_code grant needs a redirect URI."
+        origin_problems = [
+            f"{origin[:100]} {problem}"
+            for origin in self.origin_list
+            if (problem := origins.problem(origin))
+        ]
+        if origin_problems:
+            errors["allowed_origins"] = origin_problems
+        elif self.refresh_token_in_cookie and not self.origin_list:
+            errors["allowed_origins"] = "A refresh token in a cookie needs an allowed origin."
         if errors:
             raise ValidationError(errors)
 
@@ -351,3 +410,33 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.algorithm})"
+
+
+class AuthorizationCode(models.Model):
+    """An authorization code (RFC 6749 §4.1.2), stored as a digest, used at most once.
+
+    It binds what the token request must repeat: the client, the user who
+    consented, the redirect URI, the scopes and the PKCE challenge (RFC 7636).
+    ``family_id`` is the family the exchange started: a second use of the
+    code revokes it (RFC 6749 §4.1.2).
+    """
+
+    code_digest = models.CharField(max_length=64, unique=True, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="codes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="token_codes"
+    )
+    redirect_uri = models.CharField(max_length=redirect_uris.MAX_LENGTH)
+    scope = models.CharField(max_length=1000, blank=True)
+    #: The S256 challenge: base64url of SHA-256 of the verifier, 43 characters.
+    code_challenge = models.CharField(max_length=128)
+    created_at = models.DateTimeField(default=clock.now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    family_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"code for {self.client_id}/{self.user_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"

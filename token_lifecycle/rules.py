@@ -33,6 +33,7 @@ class RevokeReason(TextChoices):
     REVOCATION_ENDPOINT = "revocation_endpoint", "revoked by the client (RFC 7009)"
     EVICTED = "evicted", "evicted by the cap of live pairs"
     REUSE_DETECTED = "reuse_detected", "refresh token reused after its grace window"
+    CODE_REUSED = "code_reused", "authorization code used a second time"
     PASSWORD_CHANGE = "password_change", "user changed password"
     USER_DISABLED = "user_disabled", "user deactivated"
     CLIENT_DISABLED = "client_disabled", "client deactivated"

@@ -66,6 +66,11 @@ class ClientAdminForm(forms.ModelForm):
             "is_active",
             "is_public",
             "grant_types",
+            "client_credentials_refresh",
+            "redirect_uris",
+            "skip_consent",
+            "refresh_token_in_cookie",
+            "allowed_origins",
             "scope",
             "can_introspect",
             *LIFECYCLE_OVERRIDES,
@@ -177,6 +182,14 @@ class ClientAdmin(NoSecretLookups):
                         "can_introspect",
                     )
                 },
+            ),
+            (
+                "Logging people in (authorization code flow)",
+                {"fields": ("redirect_uris", "skip_consent")},
+            ),
+            (
+                "Browser mode",
+                {"fields": ("refresh_token_in_cookie", "allowed_origins")},
             ),
             (
                 "Lifecycle overrides",

@@ -1,6 +1,8 @@
 """``manage.py create_client NAME --owner USERNAME [--grant G]... [--public]
-[--no-refresh-token] [--scope S]... [--can-introspect] [--access-token-lifetime D]
-[--refresh-token-lifetime D] [--refresh-grace-period D] [--max-pairs N] [--json]``."""
+[--redirect-uri URI]... [--skip-consent] [--refresh-token-in-cookie]
+[--allowed-origin ORIGIN]... [--no-refresh-token] [--scope S]... [--can-introspect]
+[--access-token-lifetime D] [--refresh-token-lifetime D] [--refresh-grace-period D]
+[--max-pairs N] [--json]``."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from token_lifecycle.scopes import grant_scope
 #: The model field each option sets, to name the option in a validation error.
 _OPTIONS = {
     "grant_types": "--grant",
+    "redirect_uris": "--redirect-uri",
+    "allowed_origins": "--allowed-origin",
     "scope": "--scope",
     "access_token_lifetime": "--access-token-lifetime",
     "refresh_token_lifetime": "--refresh-token-lifetime",
@@ -59,13 +63,40 @@ class Command(BaseCommand):
             action="append",
             choices=[grant.value for grant in CONFIGURABLE_GRANTS],
             dest="grants",
-            help="Allowed grant (repeatable). Default: client_credentials, or password "
-            "for a public client. refresh_token is always allowed.",
+            help="Allowed grant (repeatable). Default: authorization_code with --redirect-uri, "
+            "else client_credentials, or password for a public client. refresh_token is "
+            "always allowed.",
         )
         parser.add_argument(
             "--public",
             action="store_true",
             help="A public client (mobile app, SPA): no secret, authenticates with client_id.",
+        )
+        parser.add_argument(
+            "--redirect-uri",
+            action="append",
+            dest="redirect_uris",
+            metavar="URI",
+            help="A redirect URI of the authorization_code grant (repeatable): https, "
+            "loopback http (any port matches), or a private-use scheme.",
+        )
+        parser.add_argument(
+            "--skip-consent",
+            action="store_true",
+            help="A first-party app: users who log in are not asked to approve it.",
+        )
+        parser.add_argument(
+            "--refresh-token-in-cookie",
+            action="store_true",
+            help="Browser mode: the refresh token goes in an HttpOnly cookie, not the body.",
+        )
+        parser.add_argument(
+            "--allowed-origin",
+            action="append",
+            dest="allowed_origins",
+            metavar="ORIGIN",
+            help="A browser origin, scheme://host[:port], that may refresh from the cookie "
+            "(repeatable).",
         )
         parser.add_argument(
             "--no-refresh-token",
@@ -118,6 +149,10 @@ class Command(BaseCommand):
         owner: str | None,
         grants,
         public: bool,
+        redirect_uris: list[str] | None,
+        skip_consent: bool,
+        refresh_token_in_cookie: bool,
+        allowed_origins: list[str] | None,
         client_credentials_refresh: bool,
         scopes: list[str] | None,
         can_introspect: bool,
@@ -129,12 +164,19 @@ class Command(BaseCommand):
         **opts,
     ):
         owner_user = self._owner(owner)
-        default = GrantType.PASSWORD if public else GrantType.CLIENT_CREDENTIALS
+        if redirect_uris:
+            default = GrantType.AUTHORIZATION_CODE
+        else:
+            default = GrantType.PASSWORD if public else GrantType.CLIENT_CREDENTIALS
         client = Client(
             name=name,
             owner=owner_user,
             is_public=public,
             grant_types=" ".join(dict.fromkeys(grants or [default])),
+            redirect_uris="\n".join(dict.fromkeys(redirect_uris or [])),
+            skip_consent=skip_consent,
+            refresh_token_in_cookie=refresh_token_in_cookie,
+            allowed_origins="\n".join(dict.fromkeys(allowed_origins or [])),
             client_credentials_refresh=client_credentials_refresh,
             scope=self._scope(scopes),
             can_introspect=can_introspect,
@@ -183,6 +225,14 @@ class Command(BaseCommand):
             self.stdout.write(f"client_secret: {secret}")
             self.stdout.write("The secret is shown only now; store it safely.")
         self.stdout.write(f"grants:        {client.grant_types} refresh_token")
+        for uri in client.redirect_uri_list:
+            self.stdout.write(f"redirect URI:  {uri}")
+        if client.skip_consent:
+            self.stdout.write("users are not asked for consent (first-party app)")
+        if client.refresh_token_in_cookie:
+            self.stdout.write("refresh token in an HttpOnly cookie (browser mode)")
+        for origin in client.origin_list:
+            self.stdout.write(f"origin:        {origin}")
         if not client.client_credentials_refresh:
             self.stdout.write("client_credentials answers carry no refresh token.")
         if client.scope:
