@@ -35,7 +35,8 @@ demo: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py demo_setup
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver --nostatic 127.0.0.1:8000
 
-## make resource-server: a second service verifying tokens from the JWKS only (:8001)
+## make resource-server: a second service accepting the demo's tokens (:8001)
+# It needs RESOURCE_SERVER_CLIENT_ID/_SECRET, printed by `make demo` (manage.py demo_setup)
 resource-server: $(RUNTIME_STAMP)
 	DJANGO_SETTINGS_MODULE=example_project.resource_server.settings \
 		$(BIN)/python -m django runserver 127.0.0.1:8001

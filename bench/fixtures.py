@@ -9,11 +9,13 @@ database) migrates and creates:
   default hasher (PBKDF2-SHA256). Separate users keep one benchmark's pairs
   from counting against another's cap;
 - token_lifecycle clients: ``conf`` (confidential; client_credentials and
-  password), ``pub`` (public; password) and ``fresh`` (confidential, with a
+  password), ``pub`` (public; password), ``code`` (public; authorization
+  code with PKCE, redirect URI :data:`REDIRECT_URI`) and ``fresh`` (confidential, with a
   cap high enough that the thousands of pairs issued for the "fresh pair"
   measurement are never evicted);
 - django-oauth-toolkit applications: ``conf_password``, ``pub_password``
-  (password grant, so refresh too) and ``conf_cc`` (client credentials);
+  (password grant, so refresh too), ``conf_cc`` (client credentials) and
+  ``pub_code`` (public; authorization code, the same redirect URI);
   confidential secrets are hashed by DOT with the password hasher, its default.
 
 Secrets are generated here and written to ``fixtures-<stack>.json`` in the
@@ -31,6 +33,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from common import PASSWORD, setup_django
+
+REDIRECT_URI = "https://app.example.com/callback"
 
 
 def fixtures_file() -> Path:
@@ -60,6 +64,7 @@ def create() -> dict:
     for name, public, grants, cap in (
         ("conf", False, "client_credentials password", None),
         ("pub", True, "password", None),
+        ("code", True, "authorization_code", None),
         ("fresh", False, "client_credentials password", 1_000_000),
     ):
         client = Client(
@@ -67,6 +72,7 @@ def create() -> dict:
             owner=users["owner"],
             is_public=public,
             grant_types=grants,
+            redirect_uris=REDIRECT_URI if "authorization_code" in grants else "",
             max_pairs_per_client=cap,
         )
         secret = None if public else client.set_new_secret()
@@ -76,6 +82,7 @@ def create() -> dict:
         ("conf_password", Application.CLIENT_CONFIDENTIAL, Application.GRANT_PASSWORD),
         ("pub_password", Application.CLIENT_PUBLIC, Application.GRANT_PASSWORD),
         ("conf_cc", Application.CLIENT_CONFIDENTIAL, Application.GRANT_CLIENT_CREDENTIALS),
+        ("pub_code", Application.CLIENT_PUBLIC, Application.GRANT_AUTHORIZATION_CODE),
     ):
         secret = oauth2_settings.CLIENT_SECRET_GENERATOR_CLASS().hash()
         app = Application.objects.create(
@@ -84,6 +91,7 @@ def create() -> dict:
             client_type=client_type,
             authorization_grant_type=grant,
             client_secret=secret,  # hashed on save (hash_client_secret=True)
+            redirect_uris=REDIRECT_URI if grant == Application.GRANT_AUTHORIZATION_CODE else "",
         )
         confidential = client_type == Application.CLIENT_CONFIDENTIAL
         secrets["dot"][name] = {
@@ -157,6 +165,35 @@ def dot_tokens(user, application) -> tuple[str, str]:
         user=user, application=application, token=refresh, access_token=access
     )
     return refresh, access.token
+
+
+def ours_code(client, user, challenge: str) -> str:
+    """A token_lifecycle authorization code, as the authorize endpoint issues it on consent."""
+    from token_lifecycle import authorization_codes
+
+    return authorization_codes.issue(
+        client=client, user=user, redirect_uri=REDIRECT_URI, scope="", code_challenge=challenge
+    )
+
+
+def dot_code(user, application, challenge: str) -> str:
+    """A DOT authorization code (its ``Grant`` row), as its authorize view stores it on consent."""
+    from django.utils import timezone
+    from oauth2_provider.models import Grant
+    from oauthlib.common import generate_token
+
+    code = generate_token()
+    Grant.objects.create(
+        user=user,
+        application=application,
+        code=code,
+        expires=timezone.now() + timedelta(seconds=60),
+        redirect_uri=REDIRECT_URI,
+        scope="read",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    return code
 
 
 def knox_token(user) -> str:

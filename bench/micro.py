@@ -504,6 +504,56 @@ class EndpointBench:
             case.calls_per_round = 1
         return cases
 
+    def code_exchange_cases(self) -> list[Case]:
+        """The ``authorization_code`` grant of a public client with PKCE (S256), ours and DOT's.
+
+        The codes are stored beforehand, outside the clock, the way each
+        package's authorize view stores them on consent; the clock runs over
+        the token request: the code's lookup, the verifier, the single-use
+        claim, and a new pair (ours, at its cap: each evicts one) or token.
+        """
+        from django.contrib.auth import get_user_model
+        from fixtures import REDIRECT_URI, dot_code, ours_code
+
+        from token_lifecycle.pkce import s256_challenge
+
+        erin, _ = get_user_model().objects.get_or_create(username="erin")
+        verifier = "v" * 43 + "-bench"
+        challenge = s256_challenge(verifier)
+        exchange = {
+            "grant_type": "authorization_code",
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        }
+
+        def case(name: str, path: str, secrets: dict, make_code) -> Case:
+            def prepare(n: int) -> list:
+                return [
+                    self.post(
+                        path, *self.client_params(secrets, {**exchange, "code": make_code()})
+                    )
+                    for _ in range(n)
+                ]
+
+            return Case(name=name, prepare=prepare, call=self.call, after=self.body)
+
+        code_client = self.fixtures.client("code")
+        application = self.fixtures.application("pub_code")
+        return [
+            case(
+                "ours authorization_code (public client, PKCE)",
+                "/auth/token/",
+                self.ours["code"],
+                lambda: ours_code(code_client, erin, challenge),
+            ),
+            case(
+                "dot authorization_code (public client, PKCE)",
+                "/o/token/",
+                self.dot["pub_code"],
+                lambda: dot_code(erin, application, challenge),
+            ),
+        ]
+
     def run(self, cases: list[Case], rounds: int) -> dict:
         """Warm up (our principals reach their cap), count queries, then time."""
         queries = self.prime(cases)
@@ -839,6 +889,8 @@ def main() -> None:
     results["client_credentials"] = endpoints.run(
         endpoints.client_credentials_cases(), endpoint_rounds
     )
+    print(f"[{STACK}] token endpoint: authorization_code", flush=True)
+    results["authorization_code"] = endpoints.run(endpoints.code_exchange_cases(), endpoint_rounds)
     print(f"[{STACK}] token endpoint: password", flush=True)
     results["password"] = endpoints.run(endpoints.password_cases(), 3 if quick() else 5)
 

@@ -40,7 +40,7 @@ STACK_SHORT = {"sqlite-locmem": "SQLite + locmem", "postgres-redis": "PostgreSQL
 #: Chart panels: title, and whether a bar meets its target by being below it.
 PANELS = {
     "auth": ("authenticate(), warm: ours ÷ peer (lower is better)", True),
-    "refresh": ("Refresh: ours ÷ peer (lower is better)", True),
+    "refresh": ("Token endpoint: ours ÷ peer (lower is better)", True),
     "http": ("HTTP whoami: req/s ÷ AllowAny (higher is better)", False),
 }
 #: Growth allowed between 10k and 1M pairs before "does not grow" is called missed.
@@ -82,6 +82,7 @@ class Report:
         self.meta = load(raw, "meta") or {}
         self.micro = {stack: load(raw, f"micro-{stack}") for stack in STACKS}
         self.http = {stack: load(raw, f"http-{stack}") for stack in STACKS}
+        self.remote = {stack: load(raw, f"remote-{stack}") for stack in STACKS}
         self.scale = load(raw, "scale")
         self.lines: list[str] = []
         #: (target, stack, measured, verdict) rows of the summary.
@@ -233,6 +234,40 @@ class Report:
             )
         self.add("")
 
+    def remote_section(self) -> None:
+        if not any(self.remote.values()):
+            return
+        self.add("## 3b. A resource server's cost per request (`token_lifecycle.remote`)", "")
+        self.add(
+            "`RemoteTokenAuthentication.authenticate()` in a process without the app's models "
+            "(`bench/remote.py`), beside simplejwt's `JWTStatelessUserAuthentication` (RS256, "
+            "no revocation). Warm: JWKS and introspection answer cached (the stack's cache). "
+            "Cold: the answer dropped before each call, so one introspection round trip to the "
+            "benchmark project served by gunicorn on this machine.",
+            "",
+            "| stack | case | median (µs) | min-max | ÷ simplejwt stateless |",
+            "|---|---|--:|--:|--:|",
+        )
+        for stack, title in STACKS.items():
+            data = self.remote[stack]
+            if not data:
+                continue
+            floor = data["cases"]["simplejwt-stateless"]["median"]
+            for case, row in data["cases"].items():
+                self.add(
+                    f"| {title} | {case} | {us(row['median'])} | {span(row)} "
+                    f"| {ratio(row['median'], floor)} |"
+                )
+            limit = data["target_warm_ratio"]
+            self.judge(
+                f"resource server warm ≤ {limit}× simplejwt stateless",
+                title,
+                data["warm_ratio"],
+                limit,
+                "max",
+            )
+        self.add("")
+
     def endpoints(self) -> None:
         self.add("## 4. Token endpoint", "")
         self.add(
@@ -253,6 +288,7 @@ class Report:
         sections = (
             ("refresh", "Refresh"),
             ("client_credentials", "Issue: client_credentials"),
+            ("authorization_code", "Issue: authorization code exchange (public client, PKCE)"),
             ("password", "Issue: password grant"),
         )
         for stack, title in STACKS.items():
@@ -294,6 +330,16 @@ class Report:
                 self.judge_count(
                     f"refresh ({variant}): at most 6 queries", title, row["queries"]["max"], 6
                 )
+            exchange = data["authorization_code"]
+            ours_code = exchange["ours authorization_code (public client, PKCE)"]["median"]
+            dot_code = exchange["dot authorization_code (public client, PKCE)"]["median"]
+            self.judge(
+                "code exchange ≤ 0.5× DOT's (public client, PKCE)",
+                title,
+                ours_code / dot_code,
+                0.5,
+                "max",
+            )
             public = refresh["ours refresh (public client, at the cap)"]["median"]
             at_cap = refresh["ours refresh (confidential client, at the cap)"]["median"]
             below = refresh["ours refresh (confidential client, below the cap)"]["median"]
@@ -302,6 +348,7 @@ class Report:
                 ("refresh", f"vs simplejwt, at the cap ({short})", at_cap / sj, 0.6),
                 ("refresh", f"vs simplejwt, below the cap ({short})", below / sj, 0.6),
                 ("refresh", f"vs DOT confid., at the cap ({short})", at_cap / dot, 0.3),
+                ("refresh", f"code exchange vs DOT ({short})", ours_code / dot_code, 0.5),
                 (
                     "refresh",
                     f"public vs DOT public, at the cap ({short})",
@@ -621,6 +668,7 @@ class Report:
         self.authenticate()
         self.cold()
         self.revocation()
+        self.remote_section()
         self.endpoints()
         self.http_section()
         self.request_section()

@@ -12,6 +12,8 @@ Stages, each in its own process (Django is configured once per process):
   and clients for every package;
 - ``micro.py``: authenticate() warm and cold, revocation, token endpoints,
   profiles (per stack);
+- ``remote.py``: a resource server (``token_lifecycle.remote``) beside simplejwt's
+  stateless class, warm and with one introspection round trip (per stack);
 - ``http_load.py``: gunicorn (2 workers) + wrk, the whoami view of each
   package and the AllowAny baseline (per stack);
 - ``scale.py``: PostgreSQL with 10k and with 1M pairs bulk-loaded in SQL, one
@@ -29,7 +31,7 @@ Knobs (environment):
 - ``BENCH_QUICK=1``: a few minutes instead of ~20 (fewer rounds, 3 s HTTP
   runs, 100k instead of 1M pairs); results are marked as such;
 - ``BENCH_STACKS=sqlite-locmem,postgres-redis``: which stacks;
-- ``BENCH_SKIP=http,scale``: stages to leave out (micro, http, scale);
+- ``BENCH_SKIP=http,scale``: stages to leave out (micro, remote, http, scale);
 - ``BENCH_HTTP_SECONDS`` (6), ``BENCH_HTTP_REPEATS`` (5),
   ``BENCH_HTTP_CONNECTIONS`` (8): the HTTP runs;
 - ``BENCH_SCALE_SIZES=10000,1000000``: the pair counts of the scale stage;
@@ -208,6 +210,9 @@ def main() -> int:
         if "micro" not in skip:
             stage(f"{stack}: in-process measurements")
             run_stage("micro.py", env, str(raw / f"micro-{stack}.json"))
+        if "remote" not in skip:
+            stage(f"{stack}: a resource server's cost per request")
+            run_stage("remote.py", env, str(raw / f"remote-{stack}.json"))
         if "http" not in skip:
             stage(f"{stack}: HTTP under gunicorn")
             run_stage("http_load.py", env, str(raw / f"http-{stack}.json"))
@@ -236,7 +241,7 @@ def main() -> int:
                 for name in names:
                     drop_database(name)
                 flush_redis(*redis_urls)
-    for name in ("micro", "http", "scale"):
+    for name in ("micro", "remote", "http", "scale"):
         if name in skip:
             meta["skipped"][name] = "left out with BENCH_SKIP"
 

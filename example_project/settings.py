@@ -55,6 +55,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "example_project.urls"
+# Where /auth/authorize/ sends a visitor who is not logged in (Django's default,
+# spelled out); the login page is example_project/templates/registration/login.html.
+LOGIN_URL = "/accounts/login/"
 WSGI_APPLICATION = "example_project.wsgi.application"
 
 TEMPLATES = [

@@ -1,8 +1,10 @@
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
+from example_project.spa.views import spa_config, spa_file
 from example_project.views import WhoAmIView
 
 urlpatterns = [
@@ -11,6 +13,13 @@ urlpatterns = [
     # RFC 8414 discovery from the host name: /.well-known/oauth-authorization-server/auth
     path("", include("token_lifecycle.well_known_urls")),
     path("api/whoami/", WhoAmIView.as_view(), name="whoami"),
+    # Django's own login, where the authorization endpoint sends visitors (LOGIN_URL).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The browser-mode example page (example_project/spa/, docs/browser-mode.md).
+    path("spa/", spa_file, name="spa"),
+    path("spa/config.json", spa_config, name="spa-config"),
+    path("spa/<str:name>", spa_file, name="spa-file"),
 ]
 # With DEBUG only (make demo): the admin's CSS, served behind the middleware, which
 # checks the Host first (make demo runs `runserver --nostatic`).

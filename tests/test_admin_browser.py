@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, PASSWORD
-from django.db import connections
+from chromium import chromium_context, save_screenshot
+from conftest import PASSWORD
 from test_admin import add_pair
 
 from token_lifecycle import clock
@@ -26,7 +24,7 @@ from token_lifecycle.models import Client, TokenPair
 from token_lifecycle.rules import RevokeReason
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # the dev extra is not installed in this environment
     if os.environ.get("TOKEN_LIFECYCLE_REQUIRE_BROWSER") == "1":
         raise
@@ -34,17 +32,6 @@ except ImportError:  # the dev extra is not installed in this environment
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -52,36 +39,10 @@ DAY = timedelta(days=1)
 
 @pytest.fixture
 def page(live_server, monkeypatch):
-    """A logged-out Chromium page; never downloads a browser."""
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the
-    # test makes meanwhile are ordinary blocking calls, which Django allows with this.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-    )
-    context = browser.new_context(
-        viewport={"width": 1440, "height": 900}, base_url=live_server.url, locale="en-US"
-    )
-    try:
+    """A logged-out Chromium page."""
+    options = {"viewport": {"width": 1440, "height": 900}, "base_url": live_server.url}
+    with chromium_context(monkeypatch, **options) as context:
         yield context.new_page()
-    finally:
-        context.close()
-        browser.close()
-        # Between start() and stop() this thread runs in Playwright's contextvars
-        # context, where the ORM opened its own connections (Django keeps them per
-        # context): close them now, or they outlive the test database.
-        connections.close_all()
-        playwright.stop()
-
-
-def save_screenshot(page, name: str, **options) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), **options)
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, SCREENSHOTS / name)
 
 
 # -- Demo data ----------------------------------------------------------------

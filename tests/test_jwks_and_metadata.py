@@ -232,6 +232,7 @@ def test_jwks_verification_needs_the_kid_of_the_token(client, login):
 
 
 ENDPOINTS = {
+    "authorization_endpoint": "authorize",
     "token_endpoint": "token",
     "revocation_endpoint": "revoke",
     "introspection_endpoint": "introspect",
@@ -251,7 +252,9 @@ def test_metadata_document(client, issued):
     assert metadata["revocation_endpoint"] == f"{ISSUER}/token/revoke/"
     assert metadata["introspection_endpoint"] == f"{ISSUER}/token/introspect/"
     assert metadata["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
+    assert metadata["authorization_endpoint"] == f"{ISSUER}/authorize/"
     assert sorted(metadata["grant_types_supported"]) == [
+        "authorization_code",
         "client_credentials",
         "password",
         "refresh_token",
@@ -259,9 +262,10 @@ def test_metadata_document(client, issued):
     for name in ("token", "revocation", "introspection"):
         assert metadata[f"{name}_endpoint_auth_methods_supported"] == AUTH_METHODS
     assert metadata["access_token_signing_alg_values_supported"] == ["RS256"]
-    # No authorization endpoint yet: no response type, and an empty member is omitted.
-    assert "authorization_endpoint" not in metadata
-    assert "response_types_supported" not in metadata
+    # The code flow (docs/code-flow.md): PKCE with S256 only, iss in every response.
+    assert metadata["response_types_supported"] == ["code"]
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
+    assert metadata["authorization_response_iss_parameter_supported"] is True
 
 
 def test_metadata_endpoints_are_absolute_urls_that_resolve(client, db):
@@ -278,6 +282,8 @@ def test_metadata_endpoints_answer(client, db):
     metadata = client.get(METADATA_URL).json()
 
     assert client.get(metadata["jwks_uri"]).status_code == 200
+    # No client named: the authorization endpoint's 400 page, never a redirect.
+    assert client.get(metadata["authorization_endpoint"]).status_code == 400
     for member in ("token_endpoint", "revocation_endpoint", "introspection_endpoint"):
         response = client.post(metadata[member], "", content_type=FORM)
         assert response.status_code == 401, (member, response.content)

@@ -40,10 +40,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from token_lifecycle import credentials, keys, purge, rules
+from token_lifecycle import authorization_codes, credentials, keys, pkce, purge, rules
 from token_lifecycle.clock import now as app_clock
 from token_lifecycle.management.commands.purge_expired_tokens import summary
-from token_lifecycle.models import SigningKey, TokenPair
+from token_lifecycle.models import AuthorizationCode, SigningKey, TokenPair
 from token_lifecycle.rules import RevokeReason
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=timezone.utc)
@@ -334,7 +334,8 @@ def test_dry_run_counts_and_deletes_nothing(dead_and_live):
     lines = run_command("--dry-run", "--batch-size", "3")
 
     assert lines[-1] == (
-        "Would delete 7 pairs in 3 batches and 0 signing keys; 3 live pairs untouched."
+        "Would delete 7 pairs in 3 batches, 0 signing keys and 0 authorization codes;"
+        " 3 live pairs untouched."
     )
     assert TokenPair.objects.count() == 10
 
@@ -370,7 +371,8 @@ def test_second_run_deletes_nothing(dead_and_live):
     assert run_command()[-1].startswith("Deleted 7 pairs in 1 batch ")
 
     assert run_command()[-1] == (
-        "Deleted 0 pairs in 0 batches (0.0 s) and 0 signing keys; 3 live pairs untouched."
+        "Deleted 0 pairs in 0 batches (0.0 s), 0 signing keys and 0 authorization codes;"
+        " 3 live pairs untouched."
     )
     assert TokenPair.objects.count() == 3
 
@@ -385,8 +387,9 @@ def test_summary_line(clock, make_pair):
 
     # The clock is frozen, so no time passes and no rate is shown.
     assert lines == [
-        "Purging pairs and signing keys dead for more than 7 days.",
-        "Deleted 2 pairs in 1 batch (0.0 s) and 0 signing keys; 1 live pair untouched.",
+        "Purging pairs, signing keys and authorization codes dead for more than 7 days.",
+        "Deleted 2 pairs in 1 batch (0.0 s), 0 signing keys and 0 authorization codes;"
+        " 1 live pair untouched.",
     ]
 
 
@@ -403,22 +406,31 @@ def test_verbosity(dead_and_live):
     [
         (
             dict(pairs=1_000_000, batches=200, seconds=12.5, live_pairs=100_000, signing_keys=2),
-            "Deleted 1,000,000 pairs in 200 batches (12.5 s, 80,000 rows/s) and 2 signing keys;"
-            " 100,000 live pairs untouched.",
+            "Deleted 1,000,000 pairs in 200 batches (12.5 s, 80,000 rows/s), 2 signing keys"
+            " and 0 authorization codes; 100,000 live pairs untouched.",
         ),
         (
-            dict(pairs=1, batches=1, seconds=0.5, live_pairs=1, signing_keys=1),
-            "Deleted 1 pair in 1 batch (0.5 s, 2 rows/s) and 1 signing key;"
+            dict(
+                pairs=1,
+                batches=1,
+                seconds=0.5,
+                live_pairs=1,
+                signing_keys=1,
+                authorization_codes=1,
+            ),
+            "Deleted 1 pair in 1 batch (0.5 s, 2 rows/s), 1 signing key and 1 authorization code;"
             " 1 live pair untouched.",
         ),
         (
             dict(pairs=10, batches=2, seconds=1.0, pairs_left_locked=3),
-            "Deleted 10 pairs in 2 batches (1.0 s, 10 rows/s) and 0 signing keys; 0 live pairs"
-            " untouched; 3 pairs in use by other transactions left for the next run.",
+            "Deleted 10 pairs in 2 batches (1.0 s, 10 rows/s), 0 signing keys and 0 authorization"
+            " codes; 0 live pairs untouched; 3 pairs in use by other transactions left for the"
+            " next run.",
         ),
         (
             dict(dry_run=True, pairs=12_345, batches=3, live_pairs=7),
-            "Would delete 12,345 pairs in 3 batches and 0 signing keys; 7 live pairs untouched.",
+            "Would delete 12,345 pairs in 3 batches, 0 signing keys and 0 authorization codes;"
+            " 7 live pairs untouched.",
         ),
     ],
     ids=["large", "singular", "left-locked", "dry-run"],
@@ -433,7 +445,9 @@ def test_older_than_overrides_the_retention_setting(settings, clock, make_pair):
     pair = make_pair(revoked_at=T0)
     clock.move_to(T0 + 10 * DAY)
 
-    assert run_command()[0] == "Purging pairs and signing keys dead for more than 30 days."
+    assert run_command()[0] == (
+        "Purging pairs, signing keys and authorization codes dead for more than 30 days."
+    )
     assert exists(pair)
     assert run_command("--older-than", "9")[-1].startswith("Deleted 1 pair ")
     assert not exists(pair)
@@ -579,6 +593,84 @@ def test_debug_query_log_does_not_grow_with_the_table(settings, dead_and_live):
     assert len(deletes) <= 1
 
 
+# -- Authorization codes --------------------------------------------------------------------
+
+CODE_LIFETIME = timedelta(seconds=60)  # AUTHORIZATION_CODE_LIFETIME's default
+
+
+@pytest.fixture
+def make_code(make_client, user) -> Callable[..., AuthorizationCode]:
+    """Store an authorization code issued now; ``used`` marks it exchanged."""
+    code_client, _ = make_client(
+        "code app",
+        public=True,
+        grant_types="authorization_code",
+        redirect_uris="https://app.example/cb",
+    )
+
+    def make(*, used: bool = False) -> AuthorizationCode:
+        code = authorization_codes.issue(
+            client=code_client,
+            user=user,
+            redirect_uri="https://app.example/cb",
+            scope="",
+            code_challenge=pkce.s256_challenge("v" * 43),
+        )
+        row = AuthorizationCode.objects.get(code_digest=credentials.digest(code))
+        if used:
+            row.used_at = app_clock()
+            row.save(update_fields=["used_at"])
+        return row
+
+    return make
+
+
+@pytest.mark.parametrize("used", [False, True], ids=["unused", "used"])
+@pytest.mark.parametrize(("offset", "deleted"), [(0 * SECOND, False), (SECOND, True)])
+def test_codes_are_purged_once_expired_for_longer_than_the_retention(
+    clock, make_code, used, offset, deleted
+):
+    """Dead from ``expires_at`` whether used or not; kept for the retention (late replays)."""
+    code = make_code(used=used)
+    clock.move_to(T0 + CODE_LIFETIME + RETENTION + offset)
+
+    run_command()
+
+    assert AuthorizationCode.objects.filter(pk=code.pk).exists() is not deleted
+
+
+def test_a_code_still_exchangeable_is_never_purged(clock, make_code):
+    code = make_code()
+    clock.move_to(T0 + CODE_LIFETIME - SECOND)
+
+    assert run_command("--older-than", "0")[-1].endswith(
+        ", 0 signing keys and 0 authorization codes; 0 live pairs untouched."
+    )
+    assert AuthorizationCode.objects.filter(pk=code.pk).exists()
+    clock.move_to(T0 + CODE_LIFETIME + SECOND)
+    assert run_command("--older-than", "0")[-1].endswith(
+        ", 0 signing keys and 1 authorization code; 0 live pairs untouched."
+    )
+    assert not AuthorizationCode.objects.exists()
+
+
+def test_codes_are_counted_by_a_dry_run_and_deleted_in_batches(clock, make_code):
+    for _ in range(5):
+        make_code(used=True)
+    clock.move_to(T0 + CODE_LIFETIME + RETENTION + SECOND)
+    fresh = make_code()
+
+    assert run_command("--dry-run")[-1] == (
+        "Would delete 0 pairs in 0 batches, 0 signing keys and 5 authorization codes;"
+        " 0 live pairs untouched."
+    )
+    assert AuthorizationCode.objects.count() == 6
+    assert run_command("--batch-size", "2")[-1].endswith(
+        ", 0 signing keys and 5 authorization codes; 0 live pairs untouched."
+    )
+    assert list(AuthorizationCode.objects.values_list("pk", flat=True)) == [fresh.pk]
+
+
 # -- Signing keys ---------------------------------------------------------------------------
 
 
@@ -591,12 +683,17 @@ def test_signing_keys_past_retention_are_deleted_and_live_ones_kept(clock, clien
     clock.move_to(first.verify_until + RETENTION)
     third = keys.rotate(immediately=True)  # the second now verifies until some day ahead
 
-    assert run_command()[-1].endswith(" and 0 signing keys; 1 live pair untouched.")
+    assert run_command()[-1].endswith(
+        ", 0 signing keys and 0 authorization codes; 1 live pair untouched."
+    )
     clock.move_to(first.verify_until + RETENTION + SECOND)
     assert run_command("--dry-run")[-1] == (
-        "Would delete 0 pairs in 0 batches and 1 signing key; 1 live pair untouched."
+        "Would delete 0 pairs in 0 batches, 1 signing key and 0 authorization codes;"
+        " 1 live pair untouched."
     )
-    assert run_command()[-1].endswith(" and 1 signing key; 1 live pair untouched.")
+    assert run_command()[-1].endswith(
+        ", 1 signing key and 0 authorization codes; 1 live pair untouched."
+    )
 
     assert set(SigningKey.objects.values_list("kid", flat=True)) == {second.kid, third.kid}
     keys.clear_cache()

@@ -918,10 +918,15 @@ def test_missing_token_is_invalid_request(oauth_client, oauth_post, url, params,
 def test_both_authentication_methods_at_once_is_invalid_request(
     login, oauth_client, oauth_post, client, url
 ):
-    """RFC 6749 §2.3: a client must not use more than one authentication method."""
+    """RFC 6749 §2.3: a client must not use more than one authentication method.
+
+    A body ``client_id`` naming the same client is no second method (docs/http-api.md).
+    """
     tokens = login()
     client_id, secret = creds(oauth_client)
-    body = urlencode({"token": tokens["access_token"], "client_id": client_id})
+    body = urlencode(
+        {"token": tokens["access_token"], "client_id": client_id, "client_secret": secret}
+    )
 
     response = client.post(
         url, body, content_type=FORM, HTTP_AUTHORIZATION=basic_auth(client_id, secret)

@@ -40,6 +40,13 @@ def test_absent_setting_means_defaults():
         ({"MAX_PAIRS_PER_CLIENT": "10"}, "MAX_PAIRS_PER_CLIENT"),
         ({"MAX_PAIRS_PER_CLIENT": True}, "MAX_PAIRS_PER_CLIENT"),
         ({"MAX_SESSION_LIFETIME": "P1D"}, "MAX_SESSION_LIFETIME"),
+        ({"AUTHORIZATION_CODE_LIFETIME": timedelta(0)}, "AUTHORIZATION_CODE_LIFETIME"),
+        ({"AUTHORIZATION_CODE_LIFETIME": 60}, "AUTHORIZATION_CODE_LIFETIME"),
+        # A name Django cannot write would make every browser-mode answer a 500.
+        ({"REFRESH_COOKIE_NAME": "tl refresh"}, "REFRESH_COOKIE_NAME"),
+        ({"REFRESH_COOKIE_NAME": "tl=refresh"}, "REFRESH_COOKIE_NAME"),
+        ({"REFRESH_COOKIE_NAME": ""}, "REFRESH_COOKIE_NAME"),
+        ({"REFRESH_COOKIE_NAME": "__Host-refresh"}, "REFRESH_COOKIE_NAME"),
         ({"REUSE_DETECTION": "yes"}, "REUSE_DETECTION"),
         ({"SIGNING_ALGORITHM": "HS256"}, "SIGNING_ALGORITHM"),
         ({"SIGNING_ALGORITHM": "none"}, "SIGNING_ALGORITHM"),

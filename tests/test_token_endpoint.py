@@ -369,7 +369,6 @@ class TestInvalidRequest:
     @pytest.mark.parametrize(
         "body_fields",
         [
-            pytest.param(["client_id"], id="basic-and-body-client-id"),
             pytest.param(["client_secret"], id="basic-and-body-secret"),
             pytest.param(["client_id", "client_secret"], id="basic-and-both"),
         ],
@@ -585,7 +584,6 @@ class TestInvalidGrant:
 @pytest.mark.parametrize(
     "grant_type",
     [
-        "authorization_code",
         "implicit",
         "foo",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -712,3 +710,35 @@ def test_answers_json_whatever_the_accept_header(token_request, oauth_client):
     )
 
     assert_token_response(response)
+
+
+# -- RFC 6749 §2.3.1: one authentication method; a client_id beside it only names the client ---
+
+
+def test_basic_credentials_with_the_same_client_id_in_the_body_authenticate(
+    token_request, oauth_client
+):
+    """requests-oauthlib's ``include_client_id=True`` and many SDKs send both."""
+    client, secret = oauth_client
+    grant = {"grant_type": "client_credentials", "client_id": client.client_id}
+
+    response = token_request(grant, auth=(client.client_id, secret), style="basic")
+
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_id": "another-client"},  # names a second client
+        {"client_secret": "cs_x"},  # a second method: client_secret_post
+    ],
+)
+def test_two_clients_or_two_methods_in_one_request_are_refused(token_request, oauth_client, body):
+    client, secret = oauth_client
+    params = {"grant_type": "client_credentials", "client_id": client.client_id, **body}
+
+    response = token_request(params, auth=(client.client_id, secret), style="basic")
+
+    assert_oauth_error(response, 400, "invalid_request", hidden=[secret])
+    assert not TokenPair.objects.exists()

@@ -103,6 +103,8 @@ _DURATIONS = (
 )
 _POSITIVE_INTS = ("max_pairs_per_client", "max_request_body_bytes", "max_bearer_token_bytes")
 _OPTIONAL = ("max_session_lifetime", "issuer", "audience", "key_encryption_secret")
+#: RFC 6265 §4.1.1 cookie-name: an RFC 2616 token.
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+\Z")
 _FIELD_NAMES = {field.name for field in dataclasses.fields(LifecycleSettings)}
 
 
@@ -117,18 +119,7 @@ def validate(raw: Any) -> tuple[LifecycleSettings | None, list[str]]:
         raw = {}
     if not isinstance(raw, dict):
         return None, [f"{SETTINGS_NAME} must be a dict, not {type(raw).__name__}."]
-    errors: list[str] = []
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = str(key).lower()
-        if not isinstance(key, str) or key != key.upper() or name not in _FIELD_NAMES:
-            errors.append(f"{SETTINGS_NAME}[{key!r}] is not a known setting.")
-            continue
-        problem = _check_value(name, value)
-        if problem:
-            errors.append(f"{SETTINGS_NAME}[{key!r}] {problem}")
-        else:
-            values[name] = value
+    values, errors = checked_values(raw, SETTINGS_NAME, _FIELD_NAMES, _check_value)
     if errors:
         return None, errors
     result = LifecycleSettings(**values)
@@ -137,6 +128,28 @@ def validate(raw: Any) -> tuple[LifecycleSettings | None, list[str]]:
             f"{SETTINGS_NAME}['REFRESH_GRACE_PERIOD'] must be shorter than REFRESH_TOKEN_LIFETIME."
         )
     return (None, errors) if errors else (result, [])
+
+
+def checked_values(
+    raw: dict,
+    setting_name: str,
+    field_names: set[str],
+    check_value: Callable[[str, Any], str | None],
+) -> tuple[dict[str, Any], list[str]]:
+    """The valid entries of a settings dict by lower-cased name, and a problem per bad key."""
+    errors: list[str] = []
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).lower()
+        if not isinstance(key, str) or key != key.upper() or name not in field_names:
+            errors.append(f"{setting_name}[{key!r}] is not a known setting.")
+            continue
+        problem = check_value(name, value)
+        if problem:
+            errors.append(f"{setting_name}[{key!r}] {problem}")
+        else:
+            values[name] = value
+    return values, errors
 
 
 def _check_value(name: str, value: Any) -> str | None:
@@ -155,6 +168,13 @@ def _check_value(name: str, value: Any) -> str | None:
     if name == "validation_cache_seconds":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 300:
             return "must be an integer from 0 to 300 (seconds)."
+        return None
+    if name == "refresh_cookie_name":
+        if not isinstance(value, str) or not _COOKIE_NAME.match(value):
+            return "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ (RFC 6265)."
+        if value.lower().startswith("__host-"):
+            # Browsers accept a __Host- cookie only with Path=/; ours is the token endpoint's.
+            return "must not start with __Host- (the cookie's Path is the token endpoint)."
         return None
     if name == "signing_algorithm":
         if value not in SIGNING_ALGORITHMS:

@@ -36,6 +36,12 @@ nothing but the skipped rows.
 
 On backends without ``SKIP LOCKED`` (SQLite, which has one writer at a time
 anyway) the batch is selected without row locks.
+
+**Authorization codes** are dead from their ``expires_at``, used or not: no
+exchange can succeed after it. They are kept for the same retention, so that
+a late replay of a used code still finds it and revokes the family it
+started (docs/code-flow.md), then deleted the same way, in ``expires_at``
+order.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ from django.db.models import Expression, Model, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 
 from .clock import now as clock
-from .models import SigningKey, TokenPair
+from .models import AuthorizationCode, SigningKey, TokenPair
 
 #: Rows per batch: big enough that per-statement overhead vanishes, small enough
 #: that each transaction is short and one batch of ids is a few hundred kB.
@@ -89,6 +95,11 @@ def retired_signing_keys(cutoff: datetime) -> QuerySet:
     return SigningKey._base_manager.filter(verify_until__lt=cutoff).order_by()
 
 
+def expired_codes(cutoff: datetime) -> QuerySet:
+    """Authorization codes expired before ``cutoff`` (used or not)."""
+    return AuthorizationCode._base_manager.filter(expires_at__lt=cutoff).order_by()
+
+
 @dataclasses.dataclass
 class PurgeReport:
     """What a purge did (or, for a dry run, would do); filled in as it runs."""
@@ -100,6 +111,7 @@ class PurgeReport:
     pairs: int = 0
     batches: int = 0
     signing_keys: int = 0
+    authorization_codes: int = 0
     #: Pairs live at the run's clock, counted after the purge.
     live_pairs: int = 0
     #: Purgeable pairs left because another transaction held them (next run's work).
@@ -131,7 +143,7 @@ def purge(
     now: datetime | None = None,
     on_batch: BatchCallback | None = None,
 ) -> PurgeReport:
-    """Delete pairs and signing keys dead for longer than ``retention``.
+    """Delete pairs, signing keys and authorization codes dead for longer than ``retention``.
 
     ``on_batch(batch_number, rows_in_batch)`` is called after each committed
     batch of pairs (progress output, tests). Raises :class:`PurgeFailed` on a
@@ -156,10 +168,14 @@ def purge(
             report.pairs = purgeable_pairs(report.cutoff).count()
             report.batches = math.ceil(report.pairs / batch_size)
             report.signing_keys = retired_signing_keys(report.cutoff).count()
+            report.authorization_codes = expired_codes(report.cutoff).count()
         else:
             delete_in_batches(purgeable_pairs(report.cutoff), DEAD_SINCE, batch_size, batch_done)
             report.signing_keys = delete_in_batches(
                 retired_signing_keys(report.cutoff), "verify_until", batch_size
+            )
+            report.authorization_codes = delete_in_batches(
+                expired_codes(report.cutoff), "expires_at", batch_size
             )
             report.pairs_left_locked = purgeable_pairs(report.cutoff).count()
         report.live_pairs = TokenPair.objects.live(now).count()

@@ -343,6 +343,25 @@ def revoke_client_pairs(client: Client, reason: str) -> list:
         return _revoke(TokenPair.objects.live(now).filter(client=client), reason, now)
 
 
+def revoke_family(family_id: Any, reason: str) -> list:
+    """Revoke every live pair of a family (a reused authorization code); returns their ids.
+
+    A family belongs to one principal; its lock is held, so a refresh in flight
+    either commits first (and its pair is revoked here) or finds its parent revoked.
+    """
+    with transaction.atomic(using=database()):
+        principal = (
+            TokenPair.objects.filter(family_id=family_id)
+            .values_list("client_id", "user_id")
+            .first()
+        )
+        if principal is None:  # purged, or never issued
+            return []
+        lock_principal(*principal)
+        now = clock.now()
+        return _revoke(TokenPair.objects.live(now).filter(family_id=family_id), reason, now)
+
+
 def principal_pairs(client: Client, user: Any) -> list[TokenPair]:
     """The live pairs of (client, user), newest first: ``GET /pairs/``."""
     pairs = TokenPair.objects.live(clock.now()).filter(client_id=client.pk, user_id=user.pk)

@@ -7,12 +7,14 @@ look first, include :mod:`token_lifecycle.well_known_urls` at ``""``.
 from django.urls import path
 
 from .bearer.views import LogoutAllView, LogoutView, PairsView
+from .oauth.authorization import AuthorizationView
 from .oauth.discovery import JWKSView, MetadataView
 from .oauth.views import IntrospectionView, RevocationView, TokenView
 
 app_name = "token_lifecycle"
 
 urlpatterns = [
+    path("authorize/", AuthorizationView.as_view(), name="authorize"),
     path("token/", TokenView.as_view(), name="token"),
     path("token/revoke/", RevocationView.as_view(), name="revoke"),
     path("token/introspect/", IntrospectionView.as_view(), name="introspect"),

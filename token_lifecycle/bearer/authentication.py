@@ -29,15 +29,13 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from .. import cache, clock
+from .. import cache, clock, rfc6750
 from ..conf import lifecycle_settings
 from ..credentials import REFRESH_TOKEN_PREFIX
 from ..issuer import issuer_for
 from ..keys import InvalidAccessToken, verify_access_token
 from ..models import Client
 from ..outage import DATABASE_ERRORS, as_unavailable
-
-REALM = "api"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,16 +87,11 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def get_header(self, request: Request) -> str | None:
         """What follows ``Bearer`` in the Authorization header; None for any other scheme."""
-        scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        return credentials if scheme.lower() == self.keyword else None
+        return rfc6750.credentials(request.META.get("HTTP_AUTHORIZATION", ""), self.keyword)
 
     def get_raw_token(self, credentials: str) -> str:
         """The access token in the header's credentials, or :class:`InvalidAccessToken`."""
-        token = credentials.strip()
-        if not token or " " in token:
-            raise InvalidAccessToken("The Authorization header is malformed.")
-        if len(token) > lifecycle_settings().max_bearer_token_bytes:
-            raise InvalidAccessToken("The access token is too long.")
+        token = rfc6750.bearer_token(credentials, lifecycle_settings().max_bearer_token_bytes)
         if token.startswith(REFRESH_TOKEN_PREFIX):
             raise InvalidAccessToken("A refresh token cannot be used as an access token.")
         return token
@@ -114,6 +107,5 @@ class BearerTokenAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         error = getattr(request, "_bearer_error", None)
         if error is None:
-            return f'Bearer realm="{REALM}"'
-        description = error.replace("\\", "").replace('"', "'")
-        return f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
+            return rfc6750.challenge()
+        return rfc6750.challenge("invalid_token", error)

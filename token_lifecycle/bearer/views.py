@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import services
+from ..oauth.refresh_cookie import clear_refresh_cookie
 from ..outage import as_unavailable
 from ..rules import RevokeReason
 from .authentication import BearerTokenAuthentication
@@ -60,12 +62,24 @@ class PairsView(SessionView):
         )
 
 
+def _logged_out(request: Request, revoked: list) -> Response:
+    """The answer to a logout; it clears the refresh cookie of a browser-mode client.
+
+    The cookie is not sent here (its path is the token endpoint's), so whether
+    it held one of the pairs revoked cannot be seen: the caller's client says.
+    """
+    response = Response({"revoked": len(revoked)})
+    if request.auth.client.refresh_token_in_cookie:
+        clear_refresh_cookie(response)
+    return response
+
+
 class LogoutView(SessionView):
     """``POST /logout/``: revokes the pair of the presented access token."""
 
     def post(self, request) -> Response:
         revoked = services.revoke_pair_by_id(request.auth.pair_id, RevokeReason.LOGOUT)
-        return Response({"revoked": len(revoked)})
+        return _logged_out(request, revoked)
 
 
 class LogoutAllView(SessionView):
@@ -73,4 +87,4 @@ class LogoutAllView(SessionView):
 
     def post(self, request) -> Response:
         revoked = services.revoke_user_pairs(request.user, RevokeReason.LOGOUT_ALL)
-        return Response({"revoked": len(revoked)})
+        return _logged_out(request, revoked)

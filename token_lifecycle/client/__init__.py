@@ -13,11 +13,24 @@ README's "Packages").
     with httpx.Client(base_url="https://api.example.com", auth=auth) as api:
         api.get("/api/whoami/")
 
+A person logs in to a native or command-line app through the browser
+(RFC 8252) with :class:`LoopbackLogin`:
+
+    server = discover("https://api.example.com/auth")
+    auth = TokenAuth(server.token_endpoint, CLIENT_ID, grant=LoopbackLogin.from_metadata(server))
+
 See ``auth.py`` for what the auth object does, ``stores/`` for sharing one
 pair between the workers of a deployment, ``errors.py`` for the exceptions.
 """
 
 from .auth import PROCESS_STORE, TokenAuth, rejects_access_token
+from .authorization import (
+    AuthorizationDenied,
+    AuthorizationFailed,
+    AuthorizationResponseRejected,
+    AuthorizationTimedOut,
+)
+from .discovery import ServerMetadata, discover
 from .errors import (
     ClientAuthenticationFailed,
     InvalidCredentials,
@@ -32,7 +45,7 @@ from .errors import (
     TokenEndpointError,
     TokenEndpointUnavailable,
 )
-from .grants import ClientCredentials, PasswordGrant
+from .grants import ClientCredentials, LoopbackLogin, PasswordGrant
 from .stores import (
     DjangoCacheTokenStore,
     FileTokenStore,
@@ -44,12 +57,17 @@ from .tokens import TokenSet
 
 __all__ = [
     "PROCESS_STORE",
+    "AuthorizationDenied",
+    "AuthorizationFailed",
+    "AuthorizationResponseRejected",
+    "AuthorizationTimedOut",
     "ClientAuthenticationFailed",
     "ClientCredentials",
     "DjangoCacheTokenStore",
     "FileTokenStore",
     "InvalidCredentials",
     "LoginRequired",
+    "LoopbackLogin",
     "MemoryTokenStore",
     "PasswordGrant",
     "ReauthenticationRequired",
@@ -58,6 +76,7 @@ __all__ = [
     "RefreshTokenRejected",
     "RefreshTokenReused",
     "RefreshTokenRevoked",
+    "ServerMetadata",
     "SessionEnded",
     "TokenAuth",
     "TokenClientError",
@@ -65,5 +84,6 @@ __all__ = [
     "TokenEndpointUnavailable",
     "TokenSet",
     "TokenStore",
+    "discover",
     "rejects_access_token",
 ]

@@ -95,7 +95,8 @@ class TokenAuth(httpx.Auth):
     """Bearer authentication with a pair obtained, shared and renewed per docs/lifecycle.md.
 
     ``token_url`` is the server's ``POST /auth/token/``. ``grant`` is
-    :class:`ClientCredentials` (default) or :class:`PasswordGrant`. ``store``
+    :class:`ClientCredentials` (default), :class:`PasswordGrant` or
+    :class:`LoopbackLogin` (a person logs in through the browser). ``store``
     is where the pair lives (default: shared by the whole process, see
     :data:`PROCESS_STORE`); give every worker of a deployment the same
     :class:`FileTokenStore` or :class:`RedisTokenStore` to share one pair
@@ -338,7 +339,7 @@ class TokenAuth(httpx.Auth):
         return new
 
     def _login(self, *, cause: ReauthenticationRequired | None) -> TokenSet:
-        params = self.grant.login_params()
+        params = self.grant.login_params(self._endpoint.client_id)
         if params is None:
             if cause is not None:
                 raise cause

@@ -13,7 +13,6 @@ ahead of ours) and never extends ``exp``.
 from __future__ import annotations
 
 import contextlib
-import re
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from ..conf import lifecycle_settings
+from ..rfc9068 import REQUIRED_CLAIMS, TOKEN_TYPE, InvalidAccessToken, check_claims, checked_kid
 from .store import (
     observe_key_state,
     shared_cache,
@@ -29,15 +29,6 @@ from .store import (
     sync_key_state,
     verification_key,
 )
-
-TOKEN_TYPE = "at+jwt"
-_ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
-_REQUIRED_CLAIMS = ("iss", "sub", "client_id", "jti", "iat", "exp")
-_KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class InvalidAccessToken(Exception):
-    """The bearer credential is not a valid access token; the message is safe to show."""
 
 
 def audience_for(issuer: str) -> str:
@@ -99,13 +90,7 @@ def _verify(
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise InvalidAccessToken("The access token is malformed.") from None
-    token_type = header.get("typ")
-    if not isinstance(token_type, str) or token_type not in _ACCEPTED_TYPES:
-        raise InvalidAccessToken("The token is not an access token.")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not _KID.fullmatch(kid):
-        # Our kids are RFC 7638 thumbprints; anything else never reaches the database.
-        raise InvalidAccessToken("The access token has no valid key id.")
+    kid = checked_kid(header)  # before the key lookup: a made-up kid reaches no database
     key = verification_key(kid)
     if key is None or not (accept_expired or key.verifies(now)):
         raise InvalidAccessToken("The access token was signed by an unknown key.")
@@ -120,7 +105,7 @@ def _verify(
             algorithms=[key.algorithm],
             issuer=issuer,
             options={
-                "require": list(_REQUIRED_CLAIMS),
+                "require": list(REQUIRED_CLAIMS),
                 # Time claims and aud are checked below: the clock is the
                 # application's, and aud may be missing from older tokens.
                 "verify_exp": False,
@@ -136,24 +121,17 @@ def _verify(
     except jwt.PyJWTError:
         raise InvalidAccessToken("The access token is malformed.") from None
 
-    _check_audience(claims, audience_for(issuer), required=settings.audience is not None)
-    _check_times(claims, now.timestamp(), settings.leeway.total_seconds(), accept_expired)
-    if not all(isinstance(claims[name], str) for name in ("sub", "client_id", "jti")):
-        raise InvalidAccessToken("The access token is malformed.")
+    check_claims(
+        claims,
+        audience=audience_for(issuer),
+        # Without AUDIENCE, a token with no aud is one issued before tokens carried
+        # it by default: accepted until it expires.
+        audience_required=settings.audience is not None,
+        now=now.timestamp(),
+        leeway=settings.leeway.total_seconds(),
+        accept_expired=accept_expired,
+    )
     return claims, kid
-
-
-def _check_audience(claims: dict[str, Any], audience: str, *, required: bool) -> None:
-    """``aud`` is ``audience`` or a list holding it (RFC 7519 §4.1.3).
-
-    Without ``AUDIENCE``, a token with no ``aud`` at all is one issued before
-    tokens carried it by default; it is accepted until it expires.
-    """
-    if "aud" not in claims and not required:
-        return
-    aud = claims.get("aud")
-    if aud != audience and not (isinstance(aud, list) and audience in aud):
-        raise InvalidAccessToken("The access token is meant for another audience.")
 
 
 class _Claims(dict):
@@ -235,14 +213,3 @@ verify_access_token = _verified.decode
 def _forget_verified(*, setting: str, **kwargs: Any) -> None:
     if setting in ("TOKEN_LIFECYCLE", "SECRET_KEY", "CACHES"):
         _verified.clear()
-
-
-def _check_times(claims: dict[str, Any], now: float, leeway: float, accept_expired: bool) -> None:
-    for name in ("exp", "iat", "nbf"):
-        value = claims.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InvalidAccessToken("The access token is malformed.")
-    if not accept_expired and now >= claims["exp"]:
-        raise InvalidAccessToken("The access token has expired.")
-    if claims["iat"] > now + leeway or claims.get("nbf", 0) > now + leeway:
-        raise InvalidAccessToken("The access token is not valid yet.")

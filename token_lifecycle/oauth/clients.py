@@ -129,6 +129,15 @@ def authenticate_client(
         for name in method.parameters:
             params.pop(name, None)
     if len(found) > 1:
+        # A client_id alone only names the client: next to credentials of that same
+        # client it is no second method (RFC 6749 §4.1.3 has clients send both).
+        proven = {pair[0] for method, pair in found if not isinstance(method, ClientIdOnly)}
+        found = [
+            (method, presented)
+            for method, presented in found
+            if not (isinstance(method, ClientIdOnly) and presented[0] in proven)
+        ]
+    if len(found) > 1:
         raise InvalidRequest("Use one client authentication method, not both.")
     if not found:
         raise InvalidClient("Client authentication is required.")

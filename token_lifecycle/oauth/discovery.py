@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import clock, keys
+from .. import clock, keys, pkce
 from ..conf import lifecycle_settings
 from ..issuer import issuer_for
 from ..models import GrantType, SigningKey
@@ -73,14 +73,16 @@ class MetadataView(_Document):
         response = Response(
             {
                 "issuer": issuer,
-                # response_types_supported is left out: there is no authorization
-                # endpoint yet, so the truthful list is empty, and RFC 8414 §3.2 says
-                # a member with zero elements MUST be omitted. It comes with the code flow.
+                "authorization_endpoint": url("authorize"),
                 "token_endpoint": url("token"),
                 "revocation_endpoint": url("revoke"),
                 "introspection_endpoint": url("introspect"),
                 "jwks_uri": url("jwks"),
+                "response_types_supported": ["code"],
                 "grant_types_supported": [grant.value for grant in GrantType],
+                "code_challenge_methods_supported": [pkce.S256],
+                # RFC 9207: every authorization response carries iss.
+                "authorization_response_iss_parameter_supported": True,
                 "token_endpoint_auth_methods_supported": _names(self.token_view),
                 "revocation_endpoint_auth_methods_supported": _names(self.revocation_view),
                 "introspection_endpoint_auth_methods_supported": _names(self.introspection_view),

@@ -11,26 +11,33 @@ from django.contrib.auth import authenticate
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import clock, keys, services
+from .. import authorization_codes, clock, keys, services
 from ..issuer import issuer_for
 from ..models import Client, GrantType, TokenPair
 from ..reasons import RefreshRefusal
 from ..rules import RevokeReason, access_usable, live_refresh_end, refresh_usable
+from . import refresh_cookie
 from .endpoint import OAuthEndpoint
 from .errors import InvalidGrant, UnauthorizedClient, UnsupportedGrantType
 from .parsing import parse_body, required
 from .throttling import PasswordFailureLimiter, TokenEndpointThrottle
 
 
-def token_response(issued: services.IssuedPair) -> dict:
-    """The RFC 6749 §5.1 success body; without a refresh token when none was issued."""
+def token_response(issued: services.IssuedPair, *, refresh_in_cookie: bool = False) -> dict:
+    """The RFC 6749 §5.1 success body; without a refresh token when none was issued.
+
+    With ``refresh_in_cookie`` (browser mode) the refresh token is left out too,
+    being in the cookie, while ``refresh_expires_in`` stays: the page shows
+    when its session ends from it.
+    """
     body = {
         "access_token": issued.access_token,
         "token_type": "Bearer",
         "expires_in": issued.expires_in,
     }
     if issued.refresh_token is not None:
-        body["refresh_token"] = issued.refresh_token
+        if not refresh_in_cookie:
+            body["refresh_token"] = issued.refresh_token
         body["refresh_expires_in"] = issued.refresh_expires_in
     if issued.pair.scope:
         body["scope"] = issued.pair.scope
@@ -38,14 +45,21 @@ def token_response(issued: services.IssuedPair) -> dict:
 
 
 class TokenView(OAuthEndpoint):
-    """``POST /token/``: the RFC 6749 token endpoint for three grant types.
+    """``POST /token/``: the RFC 6749 token endpoint for four grant types.
 
     Each grant is the method named in :attr:`grant_methods`, so a subclass can
-    override one. Rate limits: see :mod:`.throttling`.
+    override one. Rate limits: see :mod:`.throttling`. Every grant's answer to a
+    browser-mode client goes through :meth:`post`, which puts its refresh token
+    in the cookie (:mod:`.refresh_cookie`); pages of its origins may call it
+    (:mod:`.cors`).
     """
 
     throttle_classes = [TokenEndpointThrottle]
+    cors_enabled = True
+    #: Whether this request's refresh token came from the cookie (set by :meth:`refresh_token`).
+    refreshed_from_cookie = False
     grant_methods = {
+        GrantType.AUTHORIZATION_CODE: "authorization_code",
         GrantType.CLIENT_CREDENTIALS: "client_credentials",
         GrantType.PASSWORD: "password",
         GrantType.REFRESH_TOKEN: "refresh_token",
@@ -61,7 +75,28 @@ class TokenView(OAuthEndpoint):
         if not client.allows_grant(grant_type):
             raise UnauthorizedClient(f"This client may not use the {grant_type} grant.")
         issued = getattr(self, method)(request, client, params)
-        return Response(token_response(issued))
+        in_cookie = client.refresh_token_in_cookie
+        response = Response(token_response(issued, refresh_in_cookie=in_cookie))
+        if in_cookie:
+            refresh_cookie.set_refresh_cookie(response, issued)
+        return response
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        if self.refreshed_from_cookie and refresh_cookie.clears_cookie(exc):
+            refresh_cookie.clear_refresh_cookie(response)
+        return response
+
+    def authorization_code(
+        self, request: Request, client: Client, params: dict[str, str]
+    ) -> services.IssuedPair:
+        return authorization_codes.redeem(
+            client=client,
+            code=required(params, "code"),
+            redirect_uri=required(params, "redirect_uri"),
+            code_verifier=required(params, "code_verifier"),
+            issuer=issuer_for(request),
+        )
 
     def client_credentials(
         self, request: Request, client: Client, params: dict[str, str]
@@ -103,7 +138,9 @@ class TokenView(OAuthEndpoint):
     def refresh_token(
         self, request: Request, client: Client, params: dict[str, str]
     ) -> services.IssuedPair:
-        token = required(params, "refresh_token")
+        token, self.refreshed_from_cookie = refresh_cookie.presented_refresh_token(
+            request, client, params
+        )
         if token.count(".") == 2:
             raise InvalidGrant(
                 "An access token cannot be used as a refresh token.",
@@ -123,16 +160,24 @@ class RevocationView(OAuthEndpoint):
     The answer is 200 whether or not anything was revoked: an unknown token,
     another client's token and an already revoked one look the same, so the
     endpoint tells a caller nothing about tokens that are not its own.
+
+    Revoking a pair of a browser-mode client clears its refresh cookie, and
+    pages of the client's origins may call it (:mod:`.cors`).
     """
+
+    cors_enabled = True
 
     def post(self, request: Request) -> Response:
         params = parse_body(request)
         client = self.authenticate_client(request, params)
         token = required(params, "token")
         pair, _ = services.pair_for_token(token, issuer=issuer_for(request), accept_expired=True)
+        response = Response(status=200)
         if pair is not None and pair.client_id == client.pk:
             services.revoke_pair(pair, RevokeReason.REVOCATION_ENDPOINT)
-        return Response(status=200)
+            if client.refresh_token_in_cookie:
+                refresh_cookie.clear_refresh_cookie(response)
+        return response
 
 
 class IntrospectionView(OAuthEndpoint):

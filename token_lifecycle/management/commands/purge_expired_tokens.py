@@ -60,13 +60,14 @@ def summary(report: purge.PurgeReport) -> str:
     pairs = plural(report.pairs, "pair")
     batches = plural(report.batches, "batch", "batches")
     keys = plural(report.signing_keys, "signing key")
+    codes = plural(report.authorization_codes, "authorization code")
     live = f"{plural(report.live_pairs, 'live pair')} untouched"
     if report.dry_run:
-        return f"Would delete {pairs} in {batches} and {keys}; {live}."
+        return f"Would delete {pairs} in {batches}, {keys} and {codes}; {live}."
     timing = f"{report.seconds:.1f} s"
     if report.pairs_per_second is not None and report.pairs:
         timing += f", {report.pairs_per_second:,.0f} rows/s"
-    line = f"Deleted {pairs} in {batches} ({timing}) and {keys}; {live}"
+    line = f"Deleted {pairs} in {batches} ({timing}), {keys} and {codes}; {live}"
     if report.pairs_left_locked:
         line += (
             f"; {plural(report.pairs_left_locked, 'pair')} in use by other transactions "
@@ -77,9 +78,10 @@ def summary(report: purge.PurgeReport) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Delete token pairs and signing keys that have been dead for longer than the "
-        "retention (PURGE_RETENTION, or --older-than). A pair is dead once revoked, or "
-        "once both of its tokens have expired; live pairs are never touched. Deletes in "
+        "Delete token pairs, signing keys and authorization codes that have been dead for "
+        "longer than the retention (PURGE_RETENTION, or --older-than). A pair is dead once "
+        "revoked, or once both of its tokens have expired; live pairs are never touched. "
+        "A code is dead once expired. Deletes in "
         "batches, each its own short transaction, skipping rows other transactions hold, "
         "so it is safe to run while clients refresh."
     )
@@ -118,7 +120,8 @@ class Command(BaseCommand):
         verbosity = options["verbosity"]
         if verbosity >= 1:
             self.stdout.write(
-                f"{'Counting' if dry_run else 'Purging'} pairs and signing keys dead for "
+                f"{'Counting' if dry_run else 'Purging'} pairs, signing keys and authorization "
+                "codes dead for "
                 f"more than {describe_duration(retention)}."
             )
 
