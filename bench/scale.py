@@ -60,16 +60,11 @@ def redis_url(index: int) -> str:
     return f"redis://127.0.0.1:6379/{9 + index}"
 
 
-OTHERS_SQL = """
+USERS_SQL = """
 INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
                        is_staff, is_active, date_joined)
 SELECT '!', false, 'scale-' || i, '', '', '', false, true, now()
 FROM generate_series(1, 10000) i;
-INSERT INTO token_lifecycle_client (name, client_id, client_secret_digest, is_public, grant_types,
-                                    scope, is_active, can_introspect, created_at, owner_id)
-SELECT 'scale-' || i, 'scale-' || i, '', false, 'client_credentials password', '', true, false,
-       now(), (SELECT id FROM auth_user WHERE username = 'owner')
-FROM generate_series(1, 100) i;
 """
 
 # Live pairs of other clients, numbered %(first)s..%(last)s.
@@ -94,11 +89,20 @@ FROM generate_series(%(first)s, %(last)s) i, cl, us
 
 def load_pairs(size: int) -> dict:
     """Bulk-load ``size`` live pairs of other clients; the table's row count and size."""
+    from django.contrib.auth import get_user_model
     from django.db import connection
 
+    from token_lifecycle.models import Client
+
     started = time.perf_counter()
+    owner = get_user_model().objects.get(username="owner")
+    # The 100 other clients through the ORM: every column of the model gets its default.
+    Client.objects.bulk_create(
+        Client(name=f"scale-{i}", client_id=f"scale-{i}", owner=owner, grant_types="password")
+        for i in range(1, 101)
+    )
     with connection.cursor() as cursor:
-        cursor.execute(OTHERS_SQL)
+        cursor.execute(USERS_SQL)
         cursor.execute(PAIRS_SQL, {"first": 1, "last": size})
         cursor.execute("ANALYZE token_lifecycle_tokenpair")
         cursor.execute(
