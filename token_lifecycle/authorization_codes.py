@@ -77,7 +77,7 @@ def redeem(
         with transaction.atomic(using=alias):
             row = (
                 AuthorizationCode.objects.using(alias)
-                .select_for_update()
+                .select_for_update(of=("self",))  # the code's row, not its user's
                 .select_related("user")
                 .filter(code_digest=digest, client_id=client.pk)
                 .first()

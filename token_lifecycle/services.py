@@ -77,7 +77,9 @@ def issue_pair(
     policy = client.policy()
     keys.signing_key()  # loaded (or created) before the transaction
     alias = database()
-    with transaction.atomic(using=alias):
+    # Inside a caller's transaction (a code exchange) no savepoint: a failure here
+    # fails the caller's transaction anyway, and on PostgreSQL each is a round trip.
+    with transaction.atomic(using=alias, savepoint=False):
         lock_principal(client.pk, user.pk)
         # Read after the lock: pairs of a principal are stamped in the order they are made.
         now = clock.now()
