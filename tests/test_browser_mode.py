@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import pytest
-from conftest import CHROMIUM, FORM, PASSWORD, error_report
-from django.db import connections
+from chromium import chromium_context
+from conftest import FORM, PASSWORD, error_report
 from django.test import Client as HttpClient
 from django.utils.http import http_date
 from freezegun import freeze_time
@@ -704,8 +704,7 @@ def test_chromium_keeps_the_cookie_over_plain_http_on_loopback(
     endpoint (the refresh needs nothing else), and drops it at logout, whose
     answer comes from another path.
     """
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    pytest.importorskip("playwright.sync_api")
     make_user("alice")
     port = live_server.url.rsplit(":", 1)[1]
     hosts = ["localhost", "127.0.0.1"]
@@ -723,13 +722,8 @@ def test_chromium_keeps_the_cookie_over_plain_http_on_loopback(
     login = {"grant_type": "password", "client_id": spa.client_id}
     login.update(username="alice", password=PASSWORD)
     refresh_params = {"grant_type": "refresh_token", "client_id": spa.client_id}
-    playwright = playwright_api.sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        for host in hosts:
-            context = chromium.new_context()
+    for host in hosts:
+        with chromium_context(monkeypatch) as context:
             page = context.new_page()
             page.goto(f"http://{host}:{port}/auth/.well-known/jwks.json")
 
@@ -742,28 +736,23 @@ def test_chromium_keeps_the_cookie_over_plain_http_on_loopback(
             logged_out = page.evaluate(post, ["/auth/logout/", {}, bearer])
             left = context.cookies()
             after_logout = page.evaluate(post, [TOKEN_URL, refresh_params, {}])
-            context.close()
 
-            assert logged_in["status"] == 200, (host, logged_in)
-            assert "refresh_token" not in logged_in["body"]
-            assert (stored["name"], stored["domain"], stored["path"]) == (COOKIE, host, TOKEN_URL)
-            assert (stored["httpOnly"], stored["secure"], stored["sameSite"]) == (
-                True,
-                True,
-                "Strict",
-            )
-            assert refreshed["status"] == 200, (host, refreshed)  # the cookie alone sufficed
-            assert rotated["value"] != stored["value"]
-            assert pair_of(rotated["value"]).parent == pair_of(stored["value"])
-            assert readable == ""  # HttpOnly: no script of the page sees it
-            assert logged_out["status"] == 200, (host, logged_out)
-            assert left == []  # cleared by an answer from another path than its own
-            assert after_logout["status"] == 400
-            assert after_logout["body"]["error"] == "invalid_request"
-        chromium.close()
-    finally:
-        connections.close_all()
-        playwright.stop()
+        assert logged_in["status"] == 200, (host, logged_in)
+        assert "refresh_token" not in logged_in["body"]
+        assert (stored["name"], stored["domain"], stored["path"]) == (COOKIE, host, TOKEN_URL)
+        assert (stored["httpOnly"], stored["secure"], stored["sameSite"]) == (
+            True,
+            True,
+            "Strict",
+        )
+        assert refreshed["status"] == 200, (host, refreshed)  # the cookie alone sufficed
+        assert rotated["value"] != stored["value"]
+        assert pair_of(rotated["value"]).parent == pair_of(stored["value"])
+        assert readable == ""  # HttpOnly: no script of the page sees it
+        assert logged_out["status"] == 200, (host, logged_out)
+        assert left == []  # cleared by an answer from another path than its own
+        assert after_logout["status"] == 400
+        assert after_logout["body"]["error"] == "invalid_request"
     assert TokenPair.objects.filter(client=spa, revoke_reason=RevokeReason.LOGOUT).count() == 2
 
 
@@ -779,8 +768,7 @@ def test_chromium_cors_for_a_page_on_another_origin_of_the_site(
     ``credentials: "include"``; from an unregistered one the preflight fails,
     so the token request is never sent.
     """
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    pytest.importorskip("playwright.sync_api")
     make_user("alice")
     pages = [_page_server(), _page_server()]
     registered, unregistered = (f"http://localhost:{server.server_address[1]}" for server in pages)
@@ -799,26 +787,19 @@ def test_chromium_cors_for_a_page_on_another_origin_of_the_site(
     login.update(username="alice", password=PASSWORD)
     refresh_params = {"grant_type": "refresh_token", "client_id": spa.client_id}
 
-    playwright = playwright_api.sync_playwright().start()
     try:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        context = chromium.new_context()
-        page = context.new_page()
-        page.goto(unregistered + "/")
-        refused = page.evaluate(post, [api, login])
-        pairs_after_refused = TokenPair.objects.count()
-        page.goto(registered + "/")
-        logged_in = page.evaluate(post, [api, login])
-        [stored] = context.cookies()
-        refreshed = page.evaluate(post, [api, refresh_params])
-        chromium.close()
+        with chromium_context(monkeypatch) as context:
+            page = context.new_page()
+            page.goto(unregistered + "/")
+            refused = page.evaluate(post, [api, login])
+            pairs_after_refused = TokenPair.objects.count()
+            page.goto(registered + "/")
+            logged_in = page.evaluate(post, [api, login])
+            [stored] = context.cookies()
+            refreshed = page.evaluate(post, [api, refresh_params])
     finally:
         for server in pages:
             server.shutdown()
-        connections.close_all()
-        playwright.stop()
 
     assert refused == {"failed": "TypeError"}
     assert pairs_after_refused == 0

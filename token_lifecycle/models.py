@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -230,26 +231,23 @@ class Client(models.Model):
         grants = self.grant_types.split()
         if self.is_public and GrantType.CLIENT_CREDENTIALS in grants:
             errors["grant_types"] = "A public client cannot use the client_credentials grant."
-        uri_problems = [
-            f"{uri[:100]} {problem}"
-            for uri in self.redirect_uri_list
-            if (problem := redirect_uris.problem(uri))
-        ]
+        uri_problems = _each_problem(self.redirect_uri_list, redirect_uris.problem)
         if uri_problems:
             errors["redirect_uris"] = uri_problems
         elif GrantType.AUTHORIZATION_CODE in grants and not self.redirect_uri_list:
             errors["redirect_uris"] = "The authorization_code grant needs a redirect URI."
-        origin_problems = [
-            f"{origin[:100]} {problem}"
-            for origin in self.origin_list
-            if (problem := origins.problem(origin))
-        ]
+        origin_problems = _each_problem(self.origin_list, origins.problem)
         if origin_problems:
             errors["allowed_origins"] = origin_problems
         elif self.refresh_token_in_cookie and not self.origin_list:
             errors["allowed_origins"] = "A refresh token in a cookie needs an allowed origin."
         if errors:
             raise ValidationError(errors)
+
+
+def _each_problem(values: list[str], problem_of: Callable[[str], str | None]) -> list[str]:
+    """One message per value its rule refuses, the value (cut short) first."""
+    return [f"{value[:100]} {problem}" for value in values if (problem := problem_of(value))]
 
 
 class TokenPairQuerySet(models.QuerySet):
