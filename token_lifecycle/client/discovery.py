@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from ..rfc8414 import metadata_urls
 from .endpoint import DEFAULT_TIMEOUT
 from .errors import TokenEndpointError, TokenEndpointUnavailable
-
-WELL_KNOWN = "/.well-known/oauth-authorization-server"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,15 +52,6 @@ class ServerMetadata:
                 document.get("authorization_response_iss_parameter_supported") is True
             ),
         )
-
-
-def metadata_urls(issuer: str) -> list[str]:
-    """Where the metadata of ``issuer`` may be, in the order they are tried."""
-    parts = urlsplit(issuer)
-    path = parts.path.rstrip("/")
-    rfc8414 = urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN + path, "", ""))
-    under_issuer = urlunsplit((parts.scheme, parts.netloc, path + WELL_KNOWN, "", ""))
-    return [rfc8414] if rfc8414 == under_issuer else [rfc8414, under_issuer]
 
 
 def discover(issuer: str, *, http_client: httpx.Client | None = None) -> ServerMetadata:

@@ -22,19 +22,19 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import jwt
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from .. import rfc9068
+from ..rfc8414 import metadata_urls
 from .errors import AuthorizationServerUnavailable
 from .fetch import fetch_json, max_age
 from .settings import RemoteSettings, remote_settings
 
 logger = logging.getLogger(__name__)
 
-METADATA_PATH = "/.well-known/oauth-authorization-server"
 #: However a document's ``Cache-Control`` reads, it is reused at least and at most this long.
 MIN_CACHE_SECONDS = 5
 MAX_CACHE_SECONDS = 3600
@@ -108,21 +108,6 @@ class _Document(Generic[T]):
         value, seconds = self._fetch()
         self.value, self._fresh_until, self._retry_at = value, now + seconds, 0.0
         return value
-
-
-def metadata_urls(issuer: str) -> list[str]:
-    """Where an issuer's metadata may be, in the order they are tried.
-
-    First RFC 8414 §3.1: the well-known path inserted between the host and the
-    issuer's path. Then the path appended to the issuer, which this app (and
-    many servers) also serve.
-    """
-    parts = urlsplit(issuer)
-    inserted = urlunsplit(
-        (parts.scheme, parts.netloc, METADATA_PATH + parts.path.rstrip("/"), "", "")
-    )
-    appended = issuer.rstrip("/") + METADATA_PATH
-    return [inserted] if inserted == appended else [inserted, appended]
 
 
 class AuthorizationServer:
