@@ -16,16 +16,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from conftest import PASSWORD, bearer_refused
+from django.db import connection, router, transaction
 from django.test import Client as HttpClient
 from freezegun import freeze_time
 
-from token_lifecycle import authorization_codes, credentials, pkce, signals
+from token_lifecycle import authorization_codes, code_store, credentials, pkce, signals
 from token_lifecycle.models import AuthorizationCode, Client, GrantType, TokenPair
 from token_lifecycle.oauth.authorization import MAX_STATE_LENGTH, with_parameters
 from token_lifecycle.rules import RevokeReason
@@ -758,8 +760,13 @@ def test_second_use_revokes_the_family_refreshed_pairs_included(
 
 @pytest.mark.parametrize(
     "change",
-    [{}, {"code_verifier": "w" * 43}, {"redirect_uri": OTHER_CALLBACK}],
-    ids=["same", "wrong-verifier", "other-uri"],
+    [
+        {},
+        {"code_verifier": "w" * 43},
+        {"code_verifier": "short"},
+        {"redirect_uri": OTHER_CALLBACK},
+    ],
+    ids=["same", "wrong-verifier", "malformed-verifier", "other-uri"],
 )
 def test_any_second_use_by_its_client_revokes(app, user, token_request, change):
     """The code leaking is the signal, whatever else the replay gets wrong."""
@@ -777,6 +784,60 @@ def test_second_use_after_expiry_still_revokes(clock, app, user, token_request):
 
     assert exchange(token_request, app, code).json()["error"] == "invalid_grant"
     assert pair_of(first).revoke_reason == RevokeReason.CODE_REUSED
+
+
+# -- The claim (token_lifecycle.code_store) ------------------------------------------------
+
+
+def test_the_code_records_the_family_its_exchange_started(app, user, token_request):
+    code = issued_code(app, user, scope="read")
+
+    pair = pair_of(exchange(token_request, app, code).json())
+
+    row = AuthorizationCode.objects.get()
+    assert row.used_at is not None
+    assert row.family_id == pair.family_id == pair.pk
+    assert pair.user_id == user.pk and pair.scope == "read"
+
+
+def test_the_claim_gives_the_user_and_scope_the_code_was_approved_for(app, user):
+    code = issued_code(app, user, scope="read write")
+    alias = router.db_for_write(AuthorizationCode)
+
+    with transaction.atomic(using=alias):
+        claimed = code_store.claim(alias, **claim_of(app, code))
+
+    assert claimed.user.pk == user.pk and isinstance(claimed.user, type(user))
+    assert claimed.scope == "read write"
+    with transaction.atomic(using=alias):  # once
+        assert code_store.claim(alias, **claim_of(app, code)) is None
+
+
+def test_the_claim_without_returning_reads_the_row_back(monkeypatch, app, user, token_request):
+    """MySQL, MariaDB and Oracle have no UPDATE ... RETURNING."""
+    monkeypatch.setattr(code_store, "returns_rows_from_update", lambda alias: False)
+    code_store._statements_for.cache_clear()
+    try:
+        code = issued_code(app, user, scope="read")
+        statements = code_store._statements_for(connection.alias, connection.vendor)
+        assert "RETURNING" not in statements.claim
+        wrong = exchange(token_request, app, code, code_verifier="w" * 43)
+        pair = pair_of(exchange(token_request, app, code).json())
+    finally:
+        code_store._statements_for.cache_clear()
+    assert wrong.json()["error"] == "invalid_grant"
+    assert pair.user_id == user.pk and pair.scope == "read"
+
+
+def claim_of(app: Client, code: str) -> dict:
+    return {
+        "digest": credentials.digest(code),
+        "client_pk": app.pk,
+        "redirect_uri": CALLBACK,
+        "challenge": CHALLENGE,
+        "now": datetime.now(timezone.utc),
+        "family_id": uuid.uuid4(),
+    }
 
 
 # -- Secrets stay out of logs ------------------------------------------------------------------
@@ -814,7 +875,7 @@ def test_metadata_passes_authlib_validation_in_full(client, db):
 def test_pkce_s256_matches_rfc_7636_appendix_b():
     assert pkce.s256_challenge(VERIFIER) == CHALLENGE
     assert pkce.challenge_problem(CHALLENGE) is None
-    assert pkce.verifier_matches(VERIFIER, CHALLENGE)
+    assert pkce.challenge_for(VERIFIER) == CHALLENGE
 
 
 @pytest.mark.parametrize(
@@ -834,12 +895,12 @@ def test_pkce_s256_matches_rfc_7636_appendix_b():
 def test_pkce_verifier_shape(verifier, ok):
     challenge = pkce.b64url(hashlib.sha256(verifier.encode()).digest())
 
-    assert pkce.verifier_matches(verifier, challenge) is ok
+    assert (pkce.challenge_for(verifier) == challenge) is ok
 
 
-def test_pkce_compares_against_the_challenge():
-    assert not pkce.verifier_matches("a" * 43, CHALLENGE)
-    assert not pkce.verifier_matches(VERIFIER, pkce.s256_challenge("b" * 43))
+def test_pkce_a_verifier_answers_only_its_own_challenge():
+    assert pkce.challenge_for("a" * 43) != CHALLENGE
+    assert pkce.challenge_for(VERIFIER) != pkce.s256_challenge("b" * 43)
 
 
 @pytest.mark.parametrize(

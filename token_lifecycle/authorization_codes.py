@@ -6,15 +6,14 @@ A code is 256 random bits, stored only as its SHA-256 digest
 the redirect URI, the scope and the S256 challenge. It can be exchanged while
 ``now < expires_at`` (``AUTHORIZATION_CODE_LIFETIME`` after issue), once.
 
-**Redemption** is one transaction holding the code's row lock
-(``SELECT ... FOR UPDATE``): two exchanges of one code at the same time are
-serialised. The pair is issued by :func:`.services.issue_pair` in the same
-transaction (a savepoint), then the code is claimed with a conditional
-``UPDATE ... WHERE used_at IS NULL`` that also records the family: on a
-database without row locks, the loser of a race sees no row updated and rolls
-its pair back. A code is never spent without its pair, nor a pair left
-without the code marked, and the exchange costs one statement on the code
-besides its lookup.
+**Redemption** is one transaction: the code is claimed
+(:func:`.code_store.claim`, whose one statement is the whole rule of a
+usable code and marks it used by the family about to start), then the pair
+is issued by :func:`.services.issue_pair` under that family's id. A code is
+never spent without its pair, nor a pair issued without the code marked.
+A failed attempt (wrong verifier, other redirect URI, expired) changes
+nothing: whoever holds the verifier may still exchange the code while it
+lasts.
 
 **A second use** of a code by the client it was issued to (RFC 6749 §4.1.2)
 is refused and revokes every live pair of the family its first exchange
@@ -30,10 +29,10 @@ from typing import Any
 
 from django.db import transaction
 
-from . import clock, credentials, keys, pkce, services
+from . import clock, code_store, credentials, keys, pkce, services
 from .conf import lifecycle_settings
 from .locking import database
-from .models import AuthorizationCode, Client, GrantType
+from .models import AuthorizationCode, Client, GrantType, uuid7
 from .oauth.errors import InvalidGrant
 from .rules import RevokeReason
 from .scopes import grant_scope
@@ -71,62 +70,38 @@ def redeem(
 ) -> services.IssuedPair:
     """Exchange ``code`` for a pair in a new family, or raise :class:`InvalidGrant`."""
     digest = credentials.digest(code)
-    keys.signing_key()  # loaded (or created) before the transaction, as services does
+    challenge = pkce.challenge_for(code_verifier)
     alias = database()
-    try:
+    if challenge is not None:
+        keys.signing_key()  # loaded (or created) before the transaction, as services does
+        family_id = uuid7()
         with transaction.atomic(using=alias):
-            row = (
-                AuthorizationCode.objects.using(alias)
-                .select_for_update(of=("self",))  # the code's row, not its user's
-                .select_related("user")
-                .filter(code_digest=digest, client_id=client.pk)
-                .first()
+            claimed = code_store.claim(
+                alias,
+                digest=digest,
+                client_pk=client.pk,
+                redirect_uri=redirect_uri,  # exact: the one used in the request
+                challenge=challenge,
+                now=clock.now(),
+                family_id=family_id,
             )
-            # Another client's code is indistinguishable from an unknown one.
-            if row is None:
-                raise InvalidGrant(_INVALID)
-            now = clock.now()
-            if row.used_at is None:
-                if not _usable(row, now, redirect_uri, code_verifier):
-                    # A failed attempt does not spend the code: whoever holds the
-                    # verifier may still exchange it while it lasts.
-                    raise InvalidGrant(_INVALID)
-                issued = services.issue_pair(
+            if claimed is not None:
+                return services.issue_pair(
                     client=client,
-                    user=row.user,
+                    user=claimed.user,
                     issuer=issuer,
                     grant_type=GrantType.AUTHORIZATION_CODE,
-                    scope=grant_scope(row.scope, client.allowed_scopes),
+                    scope=grant_scope(claimed.scope, client.allowed_scopes),
+                    family_id=family_id,
                 )
-                if _claim(row, now, issued.pair.family_id, alias):
-                    return issued
-                raise _ClaimedMeanwhile  # rolls the pair just issued back
-            services.revoke_family(row.family_id, RevokeReason.CODE_REUSED)
-    except _ClaimedMeanwhile:
-        row.refresh_from_db(using=alias, fields=["family_id"])
-        services.revoke_family(row.family_id, RevokeReason.CODE_REUSED)
-    raise InvalidGrant(_INVALID)
-
-
-class _ClaimedMeanwhile(Exception):
-    """Another transaction spent the code first, on a database without row locks."""
-
-
-def _claim(row: AuthorizationCode, now: Any, family_id: Any, alias: str) -> bool:
-    """Mark the code used by ``family_id``; False when another transaction already did."""
-    claimed = (
+    # Unknown, another client's, expired, another binding, or used already:
+    # only the last one does more than refuse.
+    first_use = (
         AuthorizationCode.objects.using(alias)
-        .filter(pk=row.pk, used_at__isnull=True)
-        .update(used_at=now, family_id=family_id)
+        .filter(code_digest=digest, client_id=client.pk, used_at__isnull=False)
+        .values_list("family_id", flat=True)
+        .first()
     )
-    return claimed == 1
-
-
-def _usable(row: AuthorizationCode, now: Any, redirect_uri: str, code_verifier: str) -> bool:
-    """Every binding of a code checked, the replay aside (RFC 6749 §4.1.3, RFC 7636 §4.6)."""
-    return (
-        now < row.expires_at
-        and redirect_uri == row.redirect_uri  # exact: the one used in the request
-        and pkce.verifier_matches(code_verifier, row.code_challenge)
-        and row.user.is_active
-    )
+    if first_use is not None:
+        services.revoke_family(first_use, RevokeReason.CODE_REUSED)
+    raise InvalidGrant(_INVALID)

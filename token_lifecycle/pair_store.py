@@ -4,12 +4,10 @@ Every login and every refresh runs the same few statements on the pair
 table. The ORM compiles each afresh and converts every column of every row it
 reads (all of the principal's live pairs, to learn which to evict); in the
 profiles that was over half of a refresh (``make bench``, RESULTS §8). Here
-each statement is built once per database from ``TokenPair``'s metadata
-(names quoted by the backend, so ``db_table`` and ``db_column`` are
-honoured), parameters go through each field's ``get_db_prep_value`` and
-values read through the backend's and the field's converters, as the ORM
-would do them. Only the rows that are used are converted: the pair being
-refreshed in full, the others as ``(pk, issued_at)``.
+each statement is built once per database from ``TokenPair``'s metadata, with
+values converted in and out as the ORM converts them (:class:`.statements.Table`).
+Only the rows that are used are converted: the pair being refreshed in full,
+the others as ``(pk, issued_at)``.
 
 On PostgreSQL, where every statement is a round trip, the token lookup also
 takes the principal's advisory locks (:func:`.locking.principal_locks_sql`),
@@ -31,12 +29,11 @@ import functools
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
-from django.db.models.expressions import Col
 
 from .locking import principal_locks_sql
 from .models import TokenPair
+from .statements import Table, execute, returns_rows_from_update, user_active
 
 
 class RefreshTokenOwner(NamedTuple):
@@ -57,47 +54,26 @@ class LivePair(NamedTuple):
 
 
 class _Statements:
-    """The SQL and converters for one database alias."""
+    """The SQL for one database alias."""
 
     def __init__(self, alias: str) -> None:
-        connection = connections[alias]
-        quote = connection.ops.quote_name
-        meta = TokenPair._meta
-        self.alias = alias
-        self.fields = meta.concrete_fields
-        self.attnames = [field.attname for field in self.fields]
-        table = quote(meta.db_table)
-        column = {field.attname: quote(field.column) for field in self.fields}
-        self._converters = {
-            field.attname: _converters(connection, meta.db_table, field) for field in self.fields
-        }
-
-        self._fields = {field.attname: field for field in self.fields}
-
-        user_meta = meta.get_field("user").related_model._meta
-        try:
-            is_active = user_meta.get_field("is_active")
-        except FieldDoesNotExist:
-            is_active = None
-        if is_active is not None and is_active.concrete:
-            user_table = quote(user_meta.db_table)
-            active = f"{user_table}.{quote(is_active.column)}"
-            join = (
-                f" INNER JOIN {user_table}"
-                f" ON {user_table}.{quote(user_meta.pk.column)} = {table}.{column['user_id']}"
-            )
-        else:  # a user model without the field is always active (as in Django's backends)
-            active, join = "1", ""
-        owner = (
-            f"{table}.{column['id']}, {table}.{column['client_id']},"
-            f" {table}.{column['user_id']}, {table}.{column['scope']}, {active}"
+        self.table = table = Table(TokenPair, alias)
+        column = table.column
+        user = user_active(TokenPair._meta.get_field("user").related_model, alias)
+        active, join = "1", ""  # a user model without is_active: always active
+        if user is not None:
+            active = user.is_active
+            join = f" INNER JOIN {user.table} ON {user.pk} = {table.qualified('user_id')}"
+        owner = ", ".join(
+            [*(table.qualified(name) for name in ("id", "client_id", "user_id", "scope")), active]
         )
-        where_digest = f" FROM {table}{join} WHERE {table}.{column['refresh_token_digest']} = %s"
+        where_digest = (
+            f" FROM {table.name}{join} WHERE {table.qualified('refresh_token_digest')} = %s"
+        )
         self.find_by_digest = f"SELECT {owner}{where_digest}"
-        self.lookup_takes_locks = connection.vendor == "postgresql"
+        self.lookup_takes_locks = table.vendor == "postgresql"
         if self.lookup_takes_locks:
-            client_col, user_col = f"{table}.{column['client_id']}", f"{table}.{column['user_id']}"
-            locks = principal_locks_sql(client_col, user_col)
+            locks = principal_locks_sql(table.qualified("client_id"), table.qualified("user_id"))
             self.find_by_digest_and_lock = f"SELECT {owner}, {locks}{where_digest}"
         # The principal's live pairs (rules.is_live, as an indexed range), oldest first.
         live = (
@@ -106,59 +82,36 @@ class _Statements:
         )
         order = f" ORDER BY {column['issued_at']}, {column['id']}"
         self.live_pairs = (
-            f"SELECT {column['id']}, {column['issued_at']} FROM {table} WHERE {live}{order}"
+            f"SELECT {column['id']}, {column['issued_at']} FROM {table.name} WHERE {live}{order}"
         )
         # The same plus one pair, in full, whatever its state.
-        all_columns = ", ".join(column[name] for name in self.attnames)
+        all_columns = ", ".join(column[name] for name in table.attnames)
         self.live_pairs_and_one = (
-            f"SELECT {all_columns} FROM {table} WHERE ({live}) OR {column['id']} = %s{order}"
+            f"SELECT {all_columns} FROM {table.name} WHERE ({live}) OR {column['id']} = %s{order}"
         )
         self.insert = (
-            f"INSERT INTO {table} ({all_columns})"
-            f" VALUES ({', '.join(['%s'] * len(self.attnames))})"
+            f"INSERT INTO {table.name} ({all_columns})"
+            f" VALUES ({', '.join(['%s'] * len(table.attnames))})"
         )
         self.rotate = (
-            f"UPDATE {table} SET {column['rotated_at']} = %s,"
+            f"UPDATE {table.name} SET {column['rotated_at']} = %s,"
             f" {column['refresh_grace_ends_at']} = %s, {column['live_until']} = %s"
             f" WHERE {column['id']} = %s"
         )
         # Revocation: the rows this statement changed, so that a pair revoked by
         # two transactions at once is reported (and signalled) by one of them.
-        self.returning = connection.vendor in ("postgresql", "sqlite")
+        self.returning = returns_rows_from_update(alias)
         self.revoke = (
-            f"UPDATE {table} SET {column['revoked_at']} = %s, {column['revoke_reason']} = %s"
+            f"UPDATE {table.name} SET {column['revoked_at']} = %s, {column['revoke_reason']} = %s"
             f" WHERE {column['revoked_at']} IS NULL AND {column['id']} IN "
         )
         self.revoked_columns = (
             f" RETURNING {column['id']}, {column['client_id']}, {column['user_id']}"
         )
         # PostgreSQL runs an issue's or a refresh's writes as one statement.
-        self.combines_writes = connection.vendor == "postgresql"
-        self._id_index = self.attnames.index("id")
-        self._issued_at_index = self.attnames.index("issued_at")
-
-    def to_db(self, attname: str, value):
-        return self._fields[attname].get_db_prep_value(
-            value, connections[self.alias], prepared=False
-        )
-
-    def from_db(self, attname: str, value):
-        for convert in self._converters[attname]:
-            value = convert(value)
-        return value
-
-
-def _converters(connection, table: str, field) -> list:
-    """The ORM's conversions of a value read for ``field`` (SQLCompiler.apply_converters)."""
-    expression = Col(table, field)
-    functions = connection.ops.get_db_converters(expression) + expression.get_db_converters(
-        connection
-    )
-    return [functools.partial(_apply, function, expression, connection) for function in functions]
-
-
-def _apply(function, expression, connection, value):
-    return function(value, expression, connection)
+        self.combines_writes = table.vendor == "postgresql"
+        self._id_index = table.attnames.index("id")
+        self._issued_at_index = table.attnames.index("issued_at")
 
 
 @functools.cache
@@ -171,9 +124,7 @@ def _statements(alias: str) -> _Statements:
 
 
 def _execute(alias: str, sql: str, params: list) -> list[tuple]:
-    with connections[alias].cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+    return execute(alias, sql, params)[0]
 
 
 def lookup_takes_locks(alias: str) -> bool:
@@ -191,14 +142,14 @@ def find_by_refresh_digest(alias: str, digest: str, *, lock: bool = False):
     """
     sql = _statements(alias)
     statement = sql.find_by_digest_and_lock if lock else sql.find_by_digest
-    rows = _execute(alias, statement, [sql.to_db("refresh_token_digest", digest)])
+    rows = _execute(alias, statement, [sql.table.to_db("refresh_token_digest", digest)])
     if not rows:
         return None
     pk, client_pk, user_pk, scope, active = rows[0][:5]
     return RefreshTokenOwner(
-        sql.from_db("id", pk),
-        sql.from_db("client_id", client_pk),
-        sql.from_db("user_id", user_pk),
+        sql.table.from_db("id", pk),
+        sql.table.from_db("client_id", client_pk),
+        sql.table.from_db("user_id", user_pk),
         scope,
         bool(active),
     )
@@ -208,12 +159,12 @@ def live_pairs(alias: str, client_pk: int, user_pk, now: datetime) -> list[LiveP
     """The principal's live pairs at ``now``, oldest first (ties by id)."""
     sql = _statements(alias)
     params = [
-        sql.to_db("client_id", client_pk),
-        sql.to_db("user_id", user_pk),
-        sql.to_db("live_until", now),
+        sql.table.to_db("client_id", client_pk),
+        sql.table.to_db("user_id", user_pk),
+        sql.table.to_db("live_until", now),
     ]
     return [
-        LivePair(sql.from_db("id", pk), sql.from_db("issued_at", issued_at))
+        LivePair(sql.table.from_db("id", pk), sql.table.from_db("issued_at", issued_at))
         for pk, issued_at in _execute(alias, sql.live_pairs, params)
     ]
 
@@ -224,21 +175,22 @@ def live_pairs_and_one(
     """``pair_pk`` in full (None if gone), and the principal's *other* live pairs, oldest first."""
     sql = _statements(alias)
     params = [
-        sql.to_db("client_id", client_pk),
-        sql.to_db("user_id", user_pk),
-        sql.to_db("live_until", now),
-        sql.to_db("id", pair_pk),
+        sql.table.to_db("client_id", client_pk),
+        sql.table.to_db("user_id", user_pk),
+        sql.table.to_db("live_until", now),
+        sql.table.to_db("id", pair_pk),
     ]
     found, others = None, []
     for row in _execute(alias, sql.live_pairs_and_one, params):
-        pk = sql.from_db("id", row[sql._id_index])
+        pk = sql.table.from_db("id", row[sql._id_index])
         if pk == pair_pk:
             values = [
-                sql.from_db(name, value) for name, value in zip(sql.attnames, row, strict=True)
+                sql.table.from_db(name, value)
+                for name, value in zip(sql.table.attnames, row, strict=True)
             ]
-            found = TokenPair.from_db(alias, sql.attnames, values)
+            found = TokenPair.from_db(alias, sql.table.attnames, values)
         else:
-            others.append(LivePair(pk, sql.from_db("issued_at", row[sql._issued_at_index])))
+            others.append(LivePair(pk, sql.table.from_db("issued_at", row[sql._issued_at_index])))
     return found, others
 
 
@@ -265,7 +217,8 @@ def insert(
     sql = _statements(alias)
     connection = connections[alias]
     params = [
-        field.get_db_prep_save(getattr(pair, field.attname), connection) for field in sql.fields
+        field.get_db_prep_save(getattr(pair, field.attname), connection)
+        for field in sql.table.fields
     ]
     evict = list(evict)
     combined = (
@@ -324,17 +277,17 @@ def mark_revoked(alias: str, pair_ids, reason: str, now: datetime) -> list[tuple
 
 def _revoke_statement(sql: _Statements, pair_ids: list, reason: str, now: datetime):
     placeholders = ", ".join(["%s"] * len(pair_ids))
-    params = [sql.to_db("revoked_at", now), str(reason)]
-    params += [sql.to_db("id", pair_id) for pair_id in pair_ids]
+    params = [sql.table.to_db("revoked_at", now), str(reason)]
+    params += [sql.table.to_db("id", pair_id) for pair_id in pair_ids]
     return f"{sql.revoke}({placeholders}){sql.revoked_columns}", params
 
 
 def _revoked_rows(sql: _Statements, rows: list[tuple]) -> list[tuple]:
     return [
         (
-            sql.from_db("id", pk),
-            sql.from_db("client_id", client_pk),
-            sql.from_db("user_id", user_pk),
+            sql.table.from_db("id", pk),
+            sql.table.from_db("client_id", client_pk),
+            sql.table.from_db("user_id", user_pk),
         )
         for pk, client_pk, user_pk in rows
     ]
@@ -348,8 +301,8 @@ def save_rotation(alias: str, pair: TokenPair) -> None:
 
 def _rotation_params(sql: _Statements, pair: TokenPair) -> list:
     return [
-        sql.to_db("rotated_at", pair.rotated_at),
-        sql.to_db("refresh_grace_ends_at", pair.refresh_grace_ends_at),
-        sql.to_db("live_until", pair.live_until),
-        sql.to_db("id", pair.pk),
+        sql.table.to_db("rotated_at", pair.rotated_at),
+        sql.table.to_db("refresh_grace_ends_at", pair.refresh_grace_ends_at),
+        sql.table.to_db("live_until", pair.live_until),
+        sql.table.to_db("id", pair.pk),
     ]

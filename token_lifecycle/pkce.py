@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import re
 
 S256 = "S256"
@@ -41,15 +40,11 @@ def challenge_problem(challenge: str) -> str | None:
     return None
 
 
-def verifier_matches(verifier: str, challenge: str) -> bool:
-    """RFC 7636 §4.6: a well-formed verifier whose S256 challenge is ``challenge``.
-
-    The comparison takes constant time, so timing tells nothing about how
-    much of a guess was right.
-    """
+def challenge_for(verifier: str) -> str | None:
+    """The S256 challenge a well-formed verifier answers (RFC 7636 §4.6), or None."""
     if not _VERIFIER.match(verifier):
-        return False
-    return hmac.compare_digest(s256_challenge(verifier), challenge)
+        return None
+    return s256_challenge(verifier)
 
 
 def b64url(raw: bytes) -> str:

@@ -25,7 +25,7 @@ from django.db.models import QuerySet
 
 from . import cache, clock, credentials, keys, pair_store, rules, signals
 from .locking import database, lock_principal, lock_user
-from .models import Client, TokenPair
+from .models import Client, TokenPair, uuid7
 from .oauth.errors import InvalidGrant
 from .reasons import RefreshRefusal
 from .rules import RefreshOutcome, RevokeReason
@@ -66,12 +66,15 @@ def issue_pair(
     grant_type: str,
     scope: str | None = None,
     refreshable: bool = True,
+    family_id: uuid.UUID | None = None,
 ) -> IssuedPair:
     """Issue (a new pair in a new family for client and user), then the cap.
 
     ``refreshable=False`` issues no usable refresh token: the answer leaves it
     out (``IssuedPair.refresh_token`` is None) and the pair dies with its access
     token, instead of counting against the cap for the refresh lifetime.
+    ``family_id`` names the new family (and its first pair) when the caller
+    recorded it already: a code exchange, inside its transaction.
     """
     granted_scope = grant_scope(scope, client.allowed_scopes)
     policy = client.policy()
@@ -92,6 +95,7 @@ def issue_pair(
             times,
             scope=granted_scope,
             evict=rules.pairs_to_evict(others, policy.max_pairs),
+            pair_id=family_id,
         )
         transaction.on_commit(
             lambda: signals.pair_issued.send(TokenPair, pair=pair, grant_type=grant_type)
@@ -183,6 +187,7 @@ def _new_pair(
     evict: list,
     parent: TokenPair | None = None,
     parent_rotated: bool = False,
+    pair_id: uuid.UUID | None = None,
 ) -> tuple[TokenPair, str, list[tuple]]:
     """Insert a pair and evict ``evict``; with ``parent_rotated``, store the parent's
     first use too. One statement on PostgreSQL (:func:`.pair_store.insert`).
@@ -193,6 +198,7 @@ def _new_pair(
     """
     refresh_token = credentials.new_refresh_token()
     pair = TokenPair(
+        id=pair_id or uuid7(),
         client=client,
         user_id=user_pk,
         parent=parent,
