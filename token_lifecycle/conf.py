@@ -22,7 +22,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.dispatch import receiver
 
 SETTINGS_NAME = "TOKEN_LIFECYCLE"
 
@@ -197,19 +196,29 @@ def duration_problem(value: Any, *, allow_zero: bool = False) -> str | None:
     return None if value > timedelta(0) else "must be a positive duration."
 
 
-@lru_cache(maxsize=1)
-def lifecycle_settings() -> LifecycleSettings:
-    """The validated settings; the one way the app reads its configuration."""
-    result, errors = validate(getattr(settings, SETTINGS_NAME, None))
-    if result is None:
-        raise ImproperlyConfigured(" ".join(errors))
-    return result
+def settings_reader(name: str, validate: Callable[[Any], tuple[Any, list[str]]]) -> Callable:
+    """The accessor of the settings dict ``name``: validated once, again when it changes.
+
+    It raises ``ImproperlyConfigured`` with every problem ``validate`` found.
+    """
+
+    @lru_cache(maxsize=1)
+    def read() -> Any:
+        result, errors = validate(getattr(settings, name, None))
+        if result is None:
+            raise ImproperlyConfigured(" ".join(errors))
+        return result
+
+    def reset(*, setting: str, **kwargs: Any) -> None:
+        if setting == name:
+            read.cache_clear()
+
+    setting_changed.connect(reset, weak=False)
+    return read
 
 
-@receiver(setting_changed)
-def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTINGS_NAME:
-        lifecycle_settings.cache_clear()
+#: The validated settings; the one way the app reads its configuration.
+lifecycle_settings: Callable[[], LifecycleSettings] = settings_reader(SETTINGS_NAME, validate)
 
 
 # -- From the environment -------------------------------------------------------

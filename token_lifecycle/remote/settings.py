@@ -9,17 +9,14 @@ problem names its key, and they are raised together as ``ImproperlyConfigured``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import timedelta
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
-from ..conf import checked_values, duration_problem
+from ..conf import checked_values, duration_problem, settings_reader
 
 SETTINGS_NAME = "TOKEN_LIFECYCLE_REMOTE"
 
@@ -126,16 +123,5 @@ def _url_problem(value: Any) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def remote_settings() -> RemoteSettings:
-    """The validated settings; the one way :mod:`token_lifecycle.remote` reads them."""
-    result, errors = validate(getattr(settings, SETTINGS_NAME, None))
-    if result is None:
-        raise ImproperlyConfigured(" ".join(errors))
-    return result
-
-
-@receiver(setting_changed)
-def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTINGS_NAME:
-        remote_settings.cache_clear()
+#: The validated settings; the one way :mod:`token_lifecycle.remote` reads them.
+remote_settings: Callable[[], RemoteSettings] = settings_reader(SETTINGS_NAME, validate)
